@@ -1,0 +1,3 @@
+from qadapter.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The README model card written next to every adapter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qadapter.adapters.adapter import Adapter
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    baseline = metrics.get("baseline") or {}
+    adapted = metrics.get("adapted") or {}
+    keys = [k for k in ("hit@10", "mrr@10", "ndcg@10", "recall@10", "map") if k in baseline]
+    if not keys:
+        return ""
+    lines = ["| metric | base model | with adapter | change |", "|---|---:|---:|---:|"]
+    for key in keys:
+        b, a = float(baseline[key]), float(adapted.get(key, float("nan")))
+        lines.append(f"| {key} | {b:.4f} | {a:.4f} | {a - b:+.4f} |")
+    return "\n".join(lines)
+
+
+def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
+    base = config.get("base_model") or {}
+    training = config.get("training") or {}
+    data = config.get("data") or {}
+    metrics = config.get("metrics") or {}
+    parts = [
+        "# qadapter query adapter",
+        "",
+        f"A query-side **{adapter.kind}** adapter for the embedding model `{base.get('name', 'unknown')}` "
+        f"(dimension {adapter.dim}, {adapter.n_parameters:,} parameters).",
+        "Apply it to query embeddings only; documents keep their base-model vectors, so the knowledge base is not re-embedded.",
+        "",
+        "```python",
+        "import qadapter",
+        f'adapter = qadapter.load_adapter("{config.get("name", "path/to/adapter")}")',
+        "query_vectors = adapter.transform(base_model_query_vectors)  # numpy only",
+        "```",
+        "",
+    ]
+    if adapter.is_identity():
+        parts += [
+            "**This adapter is the identity.** On held-out validation data no trained adapter beat the base model, "
+            "so qadapter ships the unchanged base model rather than a map that could hurt retrieval.",
+            "",
+        ]
+    if training:
+        parts += ["## Training", ""]
+        for key in ("recipe", "loss", "epochs", "selected", "reason"):
+            if key in training:
+                parts.append(f"- {key}: {training[key]}")
+        parts.append("")
+    if data:
+        parts += ["## Data", ""] + [f"- {k}: {v}" for k, v in data.items()] + [""]
+    table = _metrics_table(metrics)
+    if table:
+        split = metrics.get("split", "test")
+        parts += [f"## Evaluation ({split} split, {metrics.get('n_queries', '?')} queries)", "", table, ""]
+    parts += [f"Saved by qadapter {config.get('qadapter_version', '')}.", ""]
+    return "\n".join(parts)

