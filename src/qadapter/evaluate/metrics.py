@@ -81,8 +81,10 @@ def _query_metric(kind: str, k: int | None, ranked: Sequence[str], rels: Mapping
 
 
 def rank(run_query: Mapping[str, float]) -> list[str]:
-    """Documents of one query's run, best first (ties broken by document id, as trec_eval does)."""
-    return [d for d, _ in sorted(run_query.items(), key=lambda item: (-item[1], item[0]))]
+    """Documents of one query's run, best first; equal scores are ordered by descending document id, as trec_eval
+    orders them, so results agree with trec_eval and ranx even on ties."""
+    by_id = sorted(run_query.items(), key=lambda item: item[0], reverse=True)
+    return [d for d, _ in sorted(by_id, key=lambda item: -item[1])]
 
 
 def per_query_scores(

@@ -1,0 +1,99 @@
+"""Typed training configuration: validated when created, unknown keys rejected with the list of valid ones."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from qadapter.errors import QadapterError
+
+Kind = Literal["linear", "lowrank", "mlp"]
+Loss = Literal["contrastive", "triplet"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one adapter is fitted on cached embeddings.
+
+    The defaults are the strong single recipe; ``qadapter.train.recipes`` holds named presets (``seed`` reproduces the
+    original notebook) and ``qadapter.train.selection`` searches over several configs on validation data.
+    """
+
+    kind: Kind = "linear"
+    #: rank of a ``lowrank`` adapter or hidden size of an ``mlp`` adapter
+    hidden: int = 64
+    #: ``identity``: start as the identity map (never worse than the base model at step 0); ``random``: as the notebook
+    init: Literal["identity", "random"] = "identity"
+    loss: Loss = "contrastive"
+    #: softmax temperature of the contrastive loss (cosine similarities are divided by it)
+    temperature: float = 0.05
+    #: triplet loss margin and norm (the notebook: margin 1, p 2)
+    margin: float = 1.0
+    #: where negatives come from: ``corpus`` = every training document when there are at most ``max_full_negatives``,
+    #: else ``hard_negatives`` mined with the base model plus ``random_negatives`` sampled per batch;
+    #: ``pool`` = random rows of an external negative pool (the notebook's out-of-domain document)
+    negatives: Literal["corpus", "pool"] = "corpus"
+    max_full_negatives: int = 20_000
+    hard_negatives: int = 32
+    random_negatives: int = 256
+    #: documents at least this similar (base model cosine) to a positive are not used as its negatives
+    false_negative_threshold: float = 0.98
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    #: penalty ``identity_reg * ||f(x) - x||^2`` on the training queries, pulling the adapter toward the identity
+    identity_reg: float = 0.0
+    batch_size: int = 64
+    epochs: int = 30
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    #: stop when the validation metric has not improved for this many epochs (0 = never stop early)
+    patience: int = 5
+    val_metric: str = "mrr@10"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.kind in ("linear", "lowrank", "mlp"), f"kind must be linear, lowrank or mlp, got {self.kind!r}"),
+            (self.init in ("identity", "random"), f"init must be identity or random, got {self.init!r}"),
+            (self.loss in ("contrastive", "triplet"), f"loss must be contrastive or triplet, got {self.loss!r}"),
+            (self.negatives in ("corpus", "pool"), f"negatives must be corpus or pool, got {self.negatives!r}"),
+            (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.identity_reg >= 0, f"identity_reg must be >= 0, got {self.identity_reg}"),
+            (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise QadapterError(f"invalid training config: {message}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise QadapterError(f"unknown training option(s) {unknown}; valid options: {', '.join(sorted(valid))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+@dataclass
+class History:
+    """Per-epoch training record (what the report plots)."""
+
+    epochs: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    val_metric: str = "mrr@10"
+    best_epoch: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
