@@ -51,7 +51,11 @@ class EmbeddedQueries:
         rows = list(rows)
         ids = [self.query_ids[r] for r in rows]
         return EmbeddedQueries(
-            self.split, ids, [self.texts[r] for r in rows], self.embeddings[rows], {q: self.qrels[q] for q in ids}
+            self.split,
+            ids,
+            [self.texts[r] for r in rows],
+            self.embeddings[rows],
+            {q: self.qrels[q] for q in ids},
         )
 
 
@@ -65,7 +69,9 @@ def embed_corpus(
     corpus = ws.corpus()
     ids = list(corpus)
     texts = [corpus[i].full_text for i in ids]
-    vectors = embed(encoder, texts, kind="document", cache=cache, progress=progress, desc="embedding documents")
+    vectors = embed(
+        encoder, texts, kind="document", cache=cache, progress=progress, desc="embedding documents"
+    )
     return EmbeddedCorpus(ids, vectors)
 
 
@@ -98,7 +104,9 @@ def embed_split(
     if not ids:
         raise DataError(f"{ws.qrels_path(split)}: no query has a relevant document (score > 0)")
     texts = [queries[q].text for q in ids]
-    vectors = embed(encoder, texts, kind="query", cache=cache, progress=progress, desc=f"embedding {split} queries")
+    vectors = embed(
+        encoder, texts, kind="query", cache=cache, progress=progress, desc=f"embedding {split} queries"
+    )
     return EmbeddedQueries(split, ids, texts, vectors, {q: qrels[q] for q in ids})
 
 
@@ -111,9 +119,16 @@ def embed_workspace(
 ) -> tuple[EmbeddedCorpus, dict[str, EmbeddedQueries]]:
     """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache."""
     ws = path if isinstance(path, Workspace) else Workspace(path)
-    encoder = model if model is not None and not isinstance(model, str) else get_encoder(model or "all-MiniLM-L6-v2")
+    encoder = (
+        model
+        if model is not None and not isinstance(model, str)
+        else get_encoder(model or "all-MiniLM-L6-v2")
+    )
     with cache_for(ws) as cache:
         corpus = embed_corpus(ws, encoder, cache=cache, progress=progress)
         names = list(splits) if splits is not None else ws.splits()
-        out = {s: embed_split(ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress) for s in names}
+        out = {
+            s: embed_split(ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress)
+            for s in names
+        }
     return corpus, out

@@ -73,7 +73,9 @@ class Adapter:
         for name, dims in spec.items():
             shape = self.tensors[name].shape
             if len(shape) != len(dims):
-                raise ArtifactError(f"tensor '{name}' has shape {shape}, expected {len(dims)} dimensions {dims}")
+                raise ArtifactError(
+                    f"tensor '{name}' has shape {shape}, expected {len(dims)} dimensions {dims}"
+                )
             for axis, symbol in zip(shape, dims, strict=True):
                 if sizes.setdefault(symbol, axis) != axis:
                     raise ArtifactError(

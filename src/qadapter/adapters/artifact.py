@@ -40,7 +40,11 @@ def save_adapter(
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "qadapter_version": __version__,
-        **{k: v for k, v in adapter.config.items() if k not in {"format", "format_version", "qadapter_version"}},
+        **{
+            k: v
+            for k, v in adapter.config.items()
+            if k not in {"format", "format_version", "qadapter_version"}
+        },
         "kind": adapter.kind,
         "dim": adapter.dim,
         "hidden": adapter.hidden,
@@ -52,7 +56,9 @@ def save_adapter(
         if not tensors:  # safetensors needs at least one tensor; an identity adapter stores none of its own
             tensors = {"_identity": np.zeros((0,), dtype=np.float32)}
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME, "kind": adapter.kind})
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=False, default=_json_default) + "\n")
+        (tmp / CONFIG_FILE).write_text(
+            json.dumps(config, indent=2, sort_keys=False, default=_json_default) + "\n"
+        )
         (tmp / CARD_FILE).write_text(model_card(adapter, config))
         for name, content in (extra_files or {}).items():
             target = tmp / name
@@ -80,7 +86,9 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
     if not path.is_dir():
         raise ArtifactError(f"{path}: adapter folder not found")
     if not config_path.is_file():
-        raise ArtifactError(f"{path}: not an adapter folder (no {CONFIG_FILE}); train one with 'qadapter train'")
+        raise ArtifactError(
+            f"{path}: not an adapter folder (no {CONFIG_FILE}); train one with 'qadapter train'"
+        )
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as exc:
@@ -95,13 +103,17 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
             f"(supports 1..{FORMAT_VERSION}); upgrade qadapter to load it"
         )
     if config.get("kind") not in KINDS:
-        raise ArtifactError(f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(KINDS)}")
+        raise ArtifactError(
+            f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(KINDS)}"
+        )
     if not isinstance(config.get("dim"), int) or config["dim"] <= 0:
         raise ArtifactError(f"{config_path}: 'dim' must be a positive integer, got {config.get('dim')!r}")
     return config
 
 
-def load_adapter(path: str | Path, *, expected_dim: int | None = None, expected_model: str | None = None) -> Adapter:
+def load_adapter(
+    path: str | Path, *, expected_dim: int | None = None, expected_model: str | None = None
+) -> Adapter:
     """Load an adapter folder. Needs numpy and safetensors only.
 
     ``expected_dim`` / ``expected_model`` check that the adapter was trained for the embeddings it will be applied to.
@@ -117,7 +129,9 @@ def load_adapter(path: str | Path, *, expected_dim: int | None = None, expected_
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{weights}: cannot read tensors ({exc}); the file is corrupt or truncated") from None
+        raise ArtifactError(
+            f"{weights}: cannot read tensors ({exc}); the file is corrupt or truncated"
+        ) from None
     tensors.pop("_identity", None)
     base = config.get("base_model") or {}
     try:

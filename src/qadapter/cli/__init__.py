@@ -14,17 +14,53 @@ from qadapter.version import __version__
 
 #: command name -> (module, attribute, one-line help). Keep the help here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("qadapter.cli.run", "run_command", "Whole job: ingest/import -> embed -> train -> evaluate -> report."),
+    "run": (
+        "qadapter.cli.run",
+        "run_command",
+        "Whole job: ingest/import -> embed -> train -> evaluate -> report.",
+    ),
     "demo": ("qadapter.cli.demo", "demo_command", "Run the whole job offline on Python's own documentation."),
-    "ingest": ("qadapter.cli.ingest", "ingest_command", "Chunk PDF, Markdown, text and HTML files into a workspace."),
-    "import": ("qadapter.cli.importing", "import_command", "Import a BEIR folder, the notebook JSON, LlamaIndex JSON or a query log."),
-    "split": ("qadapter.cli.split", "split_command", "Make deterministic train/test qrels splits (by query or by document)."),
-    "generate": ("qadapter.cli.generate", "generate_command", "Write synthetic queries for each chunk with an LLM (or offline)."),
-    "embed": ("qadapter.cli.embed", "embed_command", "Embed corpus and queries once into the workspace cache."),
+    "ingest": (
+        "qadapter.cli.ingest",
+        "ingest_command",
+        "Chunk PDF, Markdown, text and HTML files into a workspace.",
+    ),
+    "import": (
+        "qadapter.cli.importing",
+        "import_command",
+        "Import a BEIR folder, the notebook JSON, LlamaIndex JSON or a query log.",
+    ),
+    "split": (
+        "qadapter.cli.split",
+        "split_command",
+        "Make deterministic train/test qrels splits (by query or by document).",
+    ),
+    "generate": (
+        "qadapter.cli.generate",
+        "generate_command",
+        "Write synthetic queries for each chunk with an LLM (or offline).",
+    ),
+    "embed": (
+        "qadapter.cli.embed",
+        "embed_command",
+        "Embed corpus and queries once into the workspace cache.",
+    ),
     "train": ("qadapter.cli.train", "train_command", "Train a query adapter on cached embeddings."),
-    "evaluate": ("qadapter.cli.evaluate", "evaluate_command", "Score the base model and the adapter on the same queries."),
-    "export": ("qadapter.cli.export", "export_command", "Export an adapter (e.g. as a Sentence Transformers model folder)."),
-    "serve": ("qadapter.cli.serve", "serve_command", "Serve an OpenAI-compatible /v1/embeddings endpoint with the adapter."),
+    "evaluate": (
+        "qadapter.cli.evaluate",
+        "evaluate_command",
+        "Score the base model and the adapter on the same queries.",
+    ),
+    "export": (
+        "qadapter.cli.export",
+        "export_command",
+        "Export an adapter (e.g. as a Sentence Transformers model folder).",
+    ),
+    "serve": (
+        "qadapter.cli.serve",
+        "serve_command",
+        "Serve an OpenAI-compatible /v1/embeddings endpoint with the adapter.",
+    ),
 }
 
 
@@ -63,14 +99,12 @@ def main(argv: list[str] | None = None) -> Any:
     except QadapterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C into Abort; every stage saves as it goes, so the same command continues
+        click.echo("interrupted; progress so far is saved, re-run the same command to continue", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted; progress so far is saved, re-run the same command to continue", err=True)
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

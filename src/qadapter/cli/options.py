@@ -16,10 +16,46 @@ model_option = click.option(
     "or openai:NAME for an OpenAI-compatible /v1/embeddings endpoint.",
 )
 base_url_option = click.option(
-    "--base-url", envvar="QADAPTER_EMBEDDINGS_BASE_URL", default=None, help="Base URL of the embeddings endpoint."
+    "--base-url",
+    envvar="QADAPTER_EMBEDDINGS_BASE_URL",
+    default=None,
+    help="Base URL of the embeddings endpoint.",
 )
 api_key_env_option = click.option(
-    "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key."
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Environment variable holding the API key.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for machines).")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout (for machines)."
+)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, help="Show progress bars (default: when stderr is a terminal)."
+)
+
+
+def want_progress(flag: bool | None) -> bool:
+    import sys
+
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def load_config_file(path: str | None) -> dict:
+    """Read a TOML config file (``[train]`` table or top-level keys); CLI flags override it."""
+    if not path:
+        return {}
+    import tomllib
+
+    from qadapter.errors import QadapterError
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise QadapterError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise QadapterError(f"{path}: not valid TOML ({exc})") from None
+    return dict(data.get("train", data))

@@ -48,7 +48,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ArtifactError(f"{path} already exists; choose another output path or pass overwrite=True (--overwrite)")
+        raise ArtifactError(
+            f"{path} already exists; choose another output path or pass overwrite=True (--overwrite)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, _default_mode(True))

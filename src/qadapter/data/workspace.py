@@ -30,7 +30,9 @@ def _iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+                raise DataError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object"
+                ) from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             yield lineno, record
@@ -172,7 +174,9 @@ class Workspace:
 
     def check(self) -> None:
         if not self.path.is_dir():
-            raise DataError(f"{self.path}: workspace folder not found; create one with 'qadapter ingest' or 'qadapter import'")
+            raise DataError(
+                f"{self.path}: workspace folder not found; create one with 'qadapter ingest' or 'qadapter import'"
+            )
         if not self.corpus_path.is_file():
             raise DataError(
                 f"{self.path}: no {CORPUS_FILE} in this folder; a workspace is a BEIR folder "

@@ -24,7 +24,9 @@ def get_encoder(
     if model.startswith("openai:"):
         from qadapter.encoders.openai_endpoint import OpenAIEncoder
 
-        return OpenAIEncoder(model.split(":", 1)[1], base_url=base_url, api_key_env=api_key_env, dimensions=dimensions)
+        return OpenAIEncoder(
+            model.split(":", 1)[1], base_url=base_url, api_key_env=api_key_env, dimensions=dimensions
+        )
     from qadapter.encoders.sentence_transformers import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model)

@@ -34,7 +34,9 @@ class EmbeddingCache:
                 "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, model TEXT, dim INTEGER, vector BLOB)"
             )
         except sqlite3.DatabaseError as exc:
-            raise ArtifactError(f"{self.path}: embedding cache is unreadable ({exc}); delete it to rebuild") from exc
+            raise ArtifactError(
+                f"{self.path}: embedding cache is unreadable ({exc}); delete it to rebuild"
+            ) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -56,7 +58,9 @@ class EmbeddingCache:
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, vector in self._db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+            for key, vector in self._db.execute(
+                f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
+            ):
                 vec = np.frombuffer(vector, dtype=np.float32)
                 for i in positions[key]:
                     found[i] = vec
@@ -64,7 +68,12 @@ class EmbeddingCache:
 
     def put_many(self, model: str, kind: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         rows = [
-            (_key(model, kind, t), model, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            (
+                _key(model, kind, t),
+                model,
+                int(v.shape[0]),
+                np.ascontiguousarray(v, dtype=np.float32).tobytes(),
+            )
             for t, v in zip(texts, vectors, strict=True)
         ]
         with self._db:
@@ -116,7 +125,9 @@ def embed(
     out = np.empty((len(texts), dim), dtype=np.float32)
     for i, vec in found.items():
         if vec.shape[0] != dim:
-            raise ArtifactError(f"cached vector has dimension {vec.shape[0]}, expected {dim}; delete the cache")
+            raise ArtifactError(
+                f"cached vector has dimension {vec.shape[0]}, expected {dim}; delete the cache"
+            )
         out[i] = vec
     if todo:
         fresh = np.concatenate(new_vectors, axis=0)

@@ -63,10 +63,14 @@ class OpenAIEncoder:
             try:
                 response = self.client.embeddings.create(**kwargs)
             except Exception as exc:  # the openai client has already retried transient errors
-                raise QadapterError(f"embeddings endpoint {self.base_url or 'api.openai.com'} failed: {exc}") from exc
+                raise QadapterError(
+                    f"embeddings endpoint {self.base_url or 'api.openai.com'} failed: {exc}"
+                ) from exc
             data = sorted(response.data, key=lambda item: item.index)
             if len(data) != len(batch):
-                raise QadapterError(f"embeddings endpoint returned {len(data)} vectors for {len(batch)} inputs")
+                raise QadapterError(
+                    f"embeddings endpoint returned {len(data)} vectors for {len(batch)} inputs"
+                )
             rows.extend(item.embedding for item in data)
         out = np.asarray(rows, dtype=np.float32)
         self._dim = out.shape[1]

@@ -58,12 +58,18 @@ class SentenceTransformerEncoder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(self.path), device=self._device or "cpu", local_files_only=True)
+            self._model = SentenceTransformer(
+                str(self.path), device=self._device or "cpu", local_files_only=True
+            )
         return self._model
 
     @property
     def dim(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        getter = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        dim = getter()
         if dim is None:  # pragma: no cover - exotic models
             dim = int(self.model.encode(["x"]).shape[1])
         return int(dim)

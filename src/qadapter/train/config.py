@@ -43,21 +43,37 @@ class TrainConfig:
     weight_decay: float = 0.0
     #: penalty ``identity_reg * ||f(x) - x||^2`` on the training queries, pulling the adapter toward the identity
     identity_reg: float = 0.0
+    #: std of Gaussian noise added to training query vectors (augmentation: paraphrases land near, not on, a query)
+    input_noise: float = 0.0
+    #: label smoothing of the contrastive cross-entropy
+    label_smoothing: float = 0.1
+    #: weight of the reverse (document -> query) softmax over the batch's queries; queries of the same document are
+    #: masked so that they are never each other's negatives
+    symmetric: float = 0.0
     batch_size: int = 64
-    epochs: int = 30
+    epochs: int = 40
     warmup_steps: int = 100
     grad_clip: float = 1.0
     #: stop when the validation metric has not improved for this many epochs (0 = never stop early)
-    patience: int = 5
+    patience: int = 8
     val_metric: str = "mrr@10"
     seed: int = 0
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
-            (self.kind in ("linear", "lowrank", "mlp"), f"kind must be linear, lowrank or mlp, got {self.kind!r}"),
+            (
+                self.kind in ("linear", "lowrank", "mlp"),
+                f"kind must be linear, lowrank or mlp, got {self.kind!r}",
+            ),
             (self.init in ("identity", "random"), f"init must be identity or random, got {self.init!r}"),
-            (self.loss in ("contrastive", "triplet"), f"loss must be contrastive or triplet, got {self.loss!r}"),
-            (self.negatives in ("corpus", "pool"), f"negatives must be corpus or pool, got {self.negatives!r}"),
+            (
+                self.loss in ("contrastive", "triplet"),
+                f"loss must be contrastive or triplet, got {self.loss!r}",
+            ),
+            (
+                self.negatives in ("corpus", "pool"),
+                f"negatives must be corpus or pool, got {self.negatives!r}",
+            ),
             (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
@@ -65,6 +81,8 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.identity_reg >= 0, f"identity_reg must be >= 0, got {self.identity_reg}"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -75,7 +93,9 @@ class TrainConfig:
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - valid)
         if unknown:
-            raise QadapterError(f"unknown training option(s) {unknown}; valid options: {', '.join(sorted(valid))}")
+            raise QadapterError(
+                f"unknown training option(s) {unknown}; valid options: {', '.join(sorted(valid))}"
+            )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +112,8 @@ class History:
     epochs: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
+    #: the validation metric of each validation part (e.g. new-documents, seen-documents) per epoch
+    val_parts: dict[str, list[float]] = field(default_factory=dict)
     val_metric: str = "mrr@10"
     best_epoch: int = 0
 

@@ -12,6 +12,7 @@ def contrastive_loss(
     target: torch.Tensor,
     mask: torch.Tensor | None,
     temperature: float,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """InfoNCE / softmax cross-entropy: each query against candidate documents, the positive at ``target``.
 
@@ -25,10 +26,19 @@ def contrastive_loss(
     logits = q @ d.T / temperature
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
+    if label_smoothing > 0:
+        # smooth only over the candidates that are not masked (masked logits are -inf and would give inf loss)
+        logp = F.log_softmax(logits, dim=-1)
+        valid = torch.isfinite(logits)
+        nll = -logp.gather(1, target[:, None]).squeeze(1)
+        uniform = -(logp.masked_fill(~valid, 0.0).sum(dim=-1) / valid.sum(dim=-1))
+        return ((1 - label_smoothing) * nll + label_smoothing * uniform).mean()
     return F.cross_entropy(logits, target)
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+) -> torch.Tensor:
     """The original notebook's loss: ``max(0, ||a - p||_2 - ||a - n||_2 + margin)`` on raw vectors."""
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2)
 

@@ -27,7 +27,9 @@ class NegativePlan:
     columns: np.ndarray  # corpus rows of the training documents
     pair_query: np.ndarray  # (n_pairs,) query row of each (query, positive) pair
     pair_pos_col: np.ndarray  # (n_pairs,) column of the positive
-    excluded: list[np.ndarray]  # per pair: columns that must not be negatives (other positives, near-duplicates)
+    excluded: list[
+        np.ndarray
+    ]  # per pair: columns that must not be negatives (other positives, near-duplicates)
     excluded_ptr: np.ndarray  # CSR view of ``excluded``: pair i owns excluded_cols[ptr[i]:ptr[i + 1]]
     excluded_cols: np.ndarray
     hard: np.ndarray | None  # (n_queries, n_hard) hard-negative columns per query, or None in full mode
@@ -86,6 +88,7 @@ def plan_negatives(
     ptr = np.concatenate([[0], np.cumsum(lengths)])
     flat = np.concatenate(excluded) if len(excluded) else np.zeros(0, dtype=np.int64)
     return NegativePlan(columns, pairs_arr[:, 0], pos_cols, excluded, ptr, flat.astype(np.int64), hard, full)
+
 
 def excluded_pairs(plan: NegativePlan, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row in batch, excluded column) for every false negative of the pairs in ``batch``."""

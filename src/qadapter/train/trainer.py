@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,21 +50,58 @@ def fit(
     val: Mapping[str, RowQueries] | None = None,
     negative_pool: np.ndarray | None = None,
     epochs: int | None = None,
+    guard: str | None = None,
     progress: bool = False,
 ) -> FitResult:
     """Train ``config.kind`` on (query row, document row) ``pairs``.
 
     With ``val``, the validation metric (mean over the given parts) is computed after every epoch; the best epoch's
-    weights are kept and training stops after ``config.patience`` epochs without improvement.
+    weights are kept and training stops after ``config.patience`` epochs without improvement. ``epochs`` stops
+    training early while keeping the learning-rate schedule of ``config.epochs`` (to refit a model exactly as
+    validation saw it, for the number of epochs validation picked). With ``guard`` naming a validation part, the
+    objective is the mean of the other parts, and an epoch counts only while the guard part is not below its
+    starting (identity) score: "win where you can, never hurt where you can't".
     """
     config = config or TrainConfig()
+    with _torch_threads(1):
+        return _fit(
+            query_embeddings, doc_embeddings, pairs, config, val, negative_pool, epochs, guard, progress
+        )
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Adapters are small: one thread avoids the oversubscription that made training several times slower on 2 cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    config: TrainConfig,
+    val: Mapping[str, RowQueries] | None,
+    negative_pool: np.ndarray | None,
+    epochs: int | None,
+    guard: str | None,
+    progress: bool,
+) -> FitResult:
     if not len(pairs):
-        raise QadapterError("no training pairs: the training split has no (query, relevant document) judgements")
+        raise QadapterError(
+            "no training pairs: the training split has no (query, relevant document) judgements"
+        )
     if config.negatives == "pool" and (negative_pool is None or len(negative_pool) == 0):
-        raise QadapterError("negatives='pool' needs a negative pool (e.g. an out-of-domain document's chunks)")
+        raise QadapterError(
+            "negatives='pool' needs a negative pool (e.g. an out-of-domain document's chunks)"
+        )
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    n_epochs = epochs or config.epochs
+    n_epochs = min(epochs or config.epochs, config.epochs)
     dim = int(doc_embeddings.shape[1])
     if query_embeddings.shape[1] != dim:
         raise QadapterError(f"query embeddings have dimension {query_embeddings.shape[1]}, documents {dim}")
@@ -73,7 +111,7 @@ def fit(
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_pairs = len(pairs)
     steps_per_epoch = (n_pairs + config.batch_size - 1) // config.batch_size
-    scheduler = _schedule(optimizer, config.warmup_steps, steps_per_epoch * n_epochs)
+    scheduler = _schedule(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
 
     plan = None
     if config.loss == "contrastive" or config.negatives == "corpus":
@@ -91,7 +129,11 @@ def fit(
         arr = np.asarray(pairs, dtype=np.int64)
         pair_q, pair_c = arr[:, 0], arr[:, 1]
         C = torch.from_numpy(np.ascontiguousarray(doc_embeddings, dtype=np.float32))
-    pool = torch.from_numpy(np.ascontiguousarray(negative_pool, dtype=np.float32)) if negative_pool is not None else None
+    pool = (
+        torch.from_numpy(np.ascontiguousarray(negative_pool, dtype=np.float32))
+        if negative_pool is not None
+        else None
+    )
 
     history = History(val_metric=config.val_metric)
     best_state, best_val, best_epoch, stale = copy.deepcopy(module.state_dict()), -np.inf, 0, 0
@@ -104,9 +146,17 @@ def fit(
             with torch.no_grad():
                 return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
-        result = float(np.mean([score(transform, part, doc_embeddings, config.val_metric) for part in val.values()]))
+        parts = {
+            name: score(transform, part, doc_embeddings, config.val_metric) for name, part in val.items()
+        }
+        for name, value in parts.items():
+            history.val_parts.setdefault(name, []).append(value)
         module.train()
-        return result
+        others = [v for k, v in parts.items() if k != guard]
+        if guard is None or guard not in parts or not others:
+            return float(np.mean(list(parts.values())))
+        start = history.val_parts[guard][0]
+        return float(np.mean(others)) if parts[guard] >= start - 1e-9 else -1.0
 
     if val:
         best_val = val_score()  # epoch 0: the starting point (the identity, for identity init)
@@ -125,6 +175,8 @@ def fit(
             batch = order[start : start + config.batch_size]
             q_rows = torch.from_numpy(pair_q[batch])
             original = Q[q_rows]
+            if config.input_noise > 0:
+                original = original + config.input_noise * torch.randn_like(original)
             adapted = module(original)
             if config.loss == "contrastive":
                 assert plan is not None
@@ -182,7 +234,12 @@ def _random_negatives(plan: object, batch: np.ndarray, rng: np.random.Generator)
 
 
 def _contrastive_batch(
-    plan: object, batch: np.ndarray, adapted: torch.Tensor, C: torch.Tensor, config: TrainConfig, rng: np.random.Generator
+    plan: object,
+    batch: np.ndarray,
+    adapted: torch.Tensor,
+    C: torch.Tensor,
+    config: TrainConfig,
+    rng: np.random.Generator,
 ) -> torch.Tensor:
     pos_cols = plan.pair_pos_col[batch]  # type: ignore[attr-defined]
     if plan.full:  # type: ignore[attr-defined]
@@ -203,4 +260,18 @@ def _contrastive_batch(
             ok = (where < len(cols)) & (cols[np.minimum(where, len(cols) - 1)] == excl)
             mask[rows[ok], where[ok]] = True
     docs = C if plan.full else C[torch.from_numpy(cols)]  # type: ignore[attr-defined]
-    return contrastive_loss(adapted, docs, torch.from_numpy(target), torch.from_numpy(mask), config.temperature)
+    loss = contrastive_loss(
+        adapted,
+        docs,
+        torch.from_numpy(target),
+        torch.from_numpy(mask),
+        config.temperature,
+        config.label_smoothing,
+    )
+    if config.symmetric > 0:
+        positives = docs[torch.from_numpy(target)]
+        same_doc = torch.from_numpy(pos_cols[:, None] == pos_cols[None, :])
+        same_doc.fill_diagonal_(False)
+        reverse = contrastive_loss(positives, adapted, torch.arange(len(batch)), same_doc, config.temperature)
+        loss = loss + config.symmetric * reverse
+    return loss

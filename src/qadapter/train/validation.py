@@ -23,12 +23,18 @@ class RowQueries:
 
 
 def per_query(
-    query_vectors: np.ndarray, doc_embeddings: np.ndarray, rels: Sequence[Mapping[int, int]], metrics: Sequence[str]
+    query_vectors: np.ndarray,
+    doc_embeddings: np.ndarray,
+    rels: Sequence[Mapping[int, int]],
+    metrics: Sequence[str],
 ) -> dict[str, np.ndarray]:
     """Per-query metric values for ``query_vectors`` searched against all of ``doc_embeddings``."""
     depth = max([parse_metric(m)[1] or 100 for m in metrics])
     idx, scores = search(query_vectors, doc_embeddings, k=depth)
-    run = {str(i): {str(int(j)): float(s) for j, s in zip(row, srow, strict=True)} for i, (row, srow) in enumerate(zip(idx, scores, strict=True))}
+    run = {
+        str(i): {str(int(j)): float(s) for j, s in zip(row, srow, strict=True)}
+        for i, (row, srow) in enumerate(zip(idx, scores, strict=True))
+    }
     qrels = {str(i): {str(d): g for d, g in r.items()} for i, r in enumerate(rels)}
     scores_by_metric = per_query_scores(qrels, run, metrics)
     # per_query_scores orders queries by sorted string id; put them back in row order
@@ -44,4 +50,6 @@ def score(
     doc_embeddings: np.ndarray,
     metric: str,
 ) -> float:
-    return float(per_query(transform(queries.embeddings), doc_embeddings, queries.rels, [metric])[metric].mean())
+    return float(
+        per_query(transform(queries.embeddings), doc_embeddings, queries.rels, [metric])[metric].mean()
+    )

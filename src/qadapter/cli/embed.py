@@ -1,0 +1,64 @@
+"""``qadapter embed WS``: encode corpus and queries once into the workspace cache (later stages re-encode nothing)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from qadapter.cli.options import (
+    api_key_env_option,
+    base_url_option,
+    json_option,
+    model_option,
+    progress_option,
+    want_progress,
+)
+
+
+@click.command("embed")
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--split", "splits", multiple=True, help="Qrels split(s) whose queries to embed (default: all)."
+)
+@model_option
+@base_url_option
+@api_key_env_option
+@progress_option
+@json_option
+def embed_command(
+    workspace: str,
+    splits: tuple[str, ...],
+    model: str,
+    base_url: str | None,
+    api_key_env: str,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Embed WORKSPACE's documents and queries with the base model, caching every vector on disk.
+
+    An interrupted run resumes: vectors already in the cache are not computed again.
+    """
+    from qadapter.embedding import embed_workspace
+    from qadapter.encoders import get_encoder
+
+    start = time.perf_counter()
+    encoder = get_encoder(model, base_url=base_url, api_key_env=api_key_env)
+    corpus, embedded = embed_workspace(
+        workspace, list(splits) or None, model=encoder, progress=want_progress(progress)
+    )
+    summary = {
+        "model": encoder.name,
+        "dim": int(corpus.embeddings.shape[1]),
+        "documents": len(corpus.doc_ids),
+        "queries": {name: len(q.query_ids) for name, q in embedded.items()},
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        queries = ", ".join(f"{k}: {v}" for k, v in summary["queries"].items()) or "none"
+        click.echo(
+            f"{summary['documents']} documents and queries ({queries}) embedded with {encoder.name} in {summary['seconds']}s"
+        )

@@ -1,0 +1,108 @@
+"""``qadapter run WS [SOURCES...]``: the whole job, resuming from whatever already exists."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from qadapter.cli.options import json_option, model_option, progress_option, want_progress
+
+
+def print_run(result: object, as_json: bool) -> None:
+    from qadapter.report import format_table
+
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "workspace": str(result.workspace),
+                    "adapter": str(result.adapter),
+                    "report": str(result.report),
+                    **result.results,
+                }
+            )
+        )  # type: ignore[attr-defined]
+        return
+    for step in result.steps:  # type: ignore[attr-defined]
+        click.echo(f"- {step}")
+    res = result.results  # type: ignore[attr-defined]
+    click.echo(f"\n{res['n_queries']} {res['split']} queries, {res['model']}, {res['store']} search:")
+    click.echo(format_table(res))
+
+
+@click.command("run")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.argument("sources", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "--adapter", type=click.Path(file_okay=False), default=None, help="Adapter folder (default: WS/adapter)."
+)
+@click.option("--train-split", default="train", show_default=True)
+@click.option("--test-split", default="test", show_default=True)
+@click.option(
+    "--split-by",
+    type=click.Choice(["document", "query"]),
+    default="document",
+    show_default=True,
+    help="How to make train/test when the data has no such splits.",
+)
+@click.option(
+    "--recipe", type=click.Choice(["default", "contrastive", "seed"]), default="default", show_default=True
+)
+@model_option
+@click.option("--store", type=click.Choice(["exact", "chroma"]), default="exact", show_default=True)
+@click.option(
+    "--llm-model",
+    default=None,
+    help="Chat model that writes queries when the documents have none (else offline pseudo-queries).",
+)
+@click.option("--base-url", default=None, help="OpenAI-compatible base URL of the chat model.")
+@click.option("--per-chunk", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@progress_option
+@json_option
+def run_command(
+    workspace: str,
+    sources: tuple[str, ...],
+    adapter: str | None,
+    train_split: str,
+    test_split: str,
+    split_by: str,
+    recipe: str,
+    model: str,
+    store: str,
+    llm_model: str | None,
+    base_url: str | None,
+    per_chunk: int,
+    seed: int,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Ingest or import SOURCES into WORKSPACE (unless it exists), then embed, train, evaluate and report.
+
+    \b
+    Examples:
+      qadapter run ws ../shared/data/seed/apple_QA_dataset.json
+      qadapter run ws docs/ --llm-model gpt-4o-mini      # documents without queries
+    """
+    from qadapter.pipeline import run
+
+    result = run(
+        workspace,
+        sources,
+        adapter=adapter,
+        train_split=train_split,
+        test_split=test_split,
+        split_by=split_by,
+        recipe=recipe,
+        model=model,
+        store=store,
+        llm_model=llm_model,
+        base_url=base_url,
+        per_chunk=per_chunk,
+        seed=seed,
+        progress=want_progress(progress),
+    )
+    print_run(result, as_json)
+    if not as_json and result.report:
+        click.echo(f"\nreport: {result.report}")

@@ -1,0 +1,189 @@
+"""The crash-safe record of every paid answer: one append-only JSONL file per run.
+
+Each answer is appended and fsynced the moment it arrives, so Ctrl-C, a crash or a full disk loses at most the
+answers still in flight. A re-run reads the journal and requests only the chunks without a usable answer. A line
+cut short by a crash is dropped when the journal is opened (it is the only line that can be incomplete, because
+every earlier write was complete and synced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qadapter.errors import ArtifactError, QadapterError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "qadapter-generate-journal"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.calls + other.calls,
+        )
+
+    def cost(self, price_input: float | None, price_output: float | None) -> float | None:
+        """Estimated cost in USD from prices per million tokens; None when no price is given."""
+        if price_input is None and price_output is None:
+            return None
+        return (
+            self.prompt_tokens * (price_input or 0.0) + self.completion_tokens * (price_output or 0.0)
+        ) / 1e6
+
+
+class Journal:
+    """Append-only answers of one run: ``WS/.qadapter/generate/<run>.jsonl``.
+
+    Record fields: ``doc_id``, ``status`` (``ok`` or ``malformed``), ``questions``, ``text`` (the raw answer),
+    ``usage``, ``finish_reason``, ``model``, ``prompt``, ``prompt_version``, ``time``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.records: list[dict[str, Any]] = []
+        self._handle: Any = None
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            logger.warning(
+                "%s: dropping an incomplete last line (the previous run stopped mid-write)", self.path
+            )
+            with self.path.open("r+b") as handle:
+                handle.truncate(complete)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for lineno, line in enumerate(data[:complete].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise ArtifactError(
+                    f"{self.path}:{lineno}: corrupt journal line; delete the line (or the file, which loses its answers)"
+                ) from None
+            if isinstance(record, dict) and "doc_id" in record:
+                self.records.append(record)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and make it durable before returning."""
+        self.append_many([record])
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        """Write records with one fsync for all of them (group commit); durable when this returns."""
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("ab")
+        data = b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records)
+        try:
+            self._handle.write(data)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self.close()
+            raise QadapterError(
+                f"cannot write to {self.path} ({exc.strerror or exc}); answers so far are saved, "
+                "free some disk space and re-run the same command to continue"
+            ) from exc
+        self.records.extend(records)
+
+    def done(self) -> set[str]:
+        """Documents that already have a usable answer."""
+        return {r["doc_id"] for r in self.records if r.get("status") == "ok"}
+
+    def answers(self) -> Iterator[dict[str, Any]]:
+        """The first usable answer of each document, in the order they arrived."""
+        seen: set[str] = set()
+        for record in self.records:
+            if record.get("status") == "ok" and record["doc_id"] not in seen:
+                seen.add(record["doc_id"])
+                yield record
+
+    def usage(self) -> Usage:
+        """Tokens paid for by every call in this journal, usable answers or not."""
+        total = Usage()
+        for record in self.records:
+            u = record.get("usage") or {}
+            total += Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)), 1)
+        return total
+
+
+class GroupCommitWriter:
+    """Appends from many async workers, fsynced in a helper thread, batched while the previous fsync runs.
+
+    An fsync takes milliseconds; doing one per answer on the event loop would cap throughput at a few hundred
+    answers a second and stall every request in flight. Here a worker's ``append`` returns only once its record
+    is durable, exactly as with :meth:`Journal.append`, but concurrent answers share one fsync.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def append(self, record: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self.journal.append_many, [record for record, _ in batch])
+            except BaseException as exc:
+                for _, future in batch + self._pending:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                self._pending = []
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+def write_run_meta(path: Path, meta: dict[str, Any]) -> None:
+    """Save the settings of a run next to its journal (``<run>.json``), for provenance."""
+    from qadapter.data.atomic import atomic_open
+    from qadapter.version import __version__
+
+    with atomic_open(path) as handle:
+        json.dump(
+            {"format": FORMAT, "format_version": FORMAT_VERSION, "qadapter_version": __version__, **meta},
+            handle,
+            indent=2,
+        )

@@ -1,0 +1,50 @@
+"""Closed-form linear adapters: fast candidates and baselines for the trained ones.
+
+- Ridge toward the identity: ``min_W ||Q W^T - P||^2 + lam ||W - I||^2`` where ``P`` holds each query's relevant
+  document vector. Solution ``W^T = (Q^T Q + lam I)^{-1} (Q^T P + lam I)``: large ``lam`` stays near the identity.
+- Orthogonal Procrustes: the rotation ``W`` minimising ``||Q W^T - P||`` (Schönemann, Psychometrika 31, 1966):
+  ``W = U V^T`` from the SVD ``P^T Q = U S V^T``. A rotation preserves norms and angles between queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qadapter.adapters import Adapter
+from qadapter.evaluate.search import normalize
+
+
+def _targets(
+    query_embeddings: np.ndarray, doc_embeddings: np.ndarray, pairs: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return normalize(query_embeddings[arr[:, 0]]).astype(np.float64), normalize(
+        doc_embeddings[arr[:, 1]]
+    ).astype(np.float64)
+
+
+def ridge_adapter(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    lam: float = 1.0,
+) -> Adapter:
+    Q, P = _targets(query_embeddings, doc_embeddings, pairs)
+    d = Q.shape[1]
+    lam_eff = lam * len(Q) / d  # scale with the data so one lam means the same at any size
+    eye = np.eye(d)
+    WT = np.linalg.solve(Q.T @ Q + lam_eff * eye, Q.T @ P + lam_eff * eye)
+    return Adapter("linear", d, {"weight": WT.T.astype(np.float32), "bias": np.zeros(d, dtype=np.float32)})
+
+
+def procrustes_adapter(
+    query_embeddings: np.ndarray, doc_embeddings: np.ndarray, pairs: Sequence[tuple[int, int]]
+) -> Adapter:
+    Q, P = _targets(query_embeddings, doc_embeddings, pairs)
+    U, _, Vt = np.linalg.svd(P.T @ Q)
+    W = U @ Vt
+    d = Q.shape[1]
+    return Adapter("linear", d, {"weight": W.astype(np.float32), "bias": np.zeros(d, dtype=np.float32)})

@@ -1,0 +1,309 @@
+"""Choose the adapter on validation data carved out of the training split, with the identity always a candidate.
+
+Validation has up to two parts, both taken from the *training* split (never from the split being reported):
+
+- ``new-documents``: every query of a random subset of documents (whole connected groups of queries and documents,
+  so no document is on both sides). It predicts what happens to documents added after training.
+- ``seen-documents``: some other queries of documents that keep training queries. It predicts what happens to new
+  queries about documents that had training queries.
+
+Each candidate is fitted on the rest and scored on both parts. With ``objective="balanced"`` (default) the winner
+maximises the mean gain over the identity across parts (and epochs are early-stopped on that mean); with
+``objective="seen"`` it maximises the gain on seen documents while epochs that fall below the identity on new
+documents do not count (for deployments where every document has training queries). The winner must (1) gain with some confidence (the gain is at least ``min_z`` standard errors above zero) and
+(2) not lose on documents without training queries. When no candidate qualifies, qadapter ships the identity and says
+so. The winner is then refitted on all training queries for the number of epochs that validation picked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qadapter.adapters import Adapter
+from qadapter.train.closed_form import procrustes_adapter, ridge_adapter
+from qadapter.train.config import History, TrainConfig
+from qadapter.train.trainer import fit
+from qadapter.train.validation import RowQueries, per_query
+
+logger = logging.getLogger(__name__)
+
+NEW, SEEN = "new-documents", "seen-documents"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing to try: a trained config, a closed-form fit (``ridge``/``procrustes``), or the ``identity``."""
+
+    name: str
+    method: str = "sgd"  # sgd | ridge | procrustes | identity
+    config: TrainConfig | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        if self.config is not None:
+            keys = ("kind", "hidden", "loss", "temperature", "lr", "identity_reg", "epochs")
+            return {"method": self.method, **{k: getattr(self.config, k) for k in keys}}
+        return {"method": self.method, **self.params}
+
+
+def default_candidates(base: TrainConfig | None = None) -> list[Candidate]:
+    """The default search space: small, and each member earns its place on some data (see benchmarks/)."""
+    base = base or TrainConfig()
+    return [
+        Candidate("identity", "identity"),
+        Candidate("linear", config=base.replace(kind="linear")),
+        Candidate("linear-reg1", config=base.replace(kind="linear", identity_reg=1.0)),
+        Candidate("linear-reg3", config=base.replace(kind="linear", identity_reg=3.0)),
+        Candidate("lowrank-32", config=base.replace(kind="lowrank", hidden=32)),
+        Candidate("mlp-512", config=base.replace(kind="mlp", hidden=512)),
+        Candidate("ridge", "ridge", params={"lam": 1.0}),
+    ]
+
+
+@dataclass
+class SelectionResult:
+    adapter: Adapter
+    chosen: str
+    reason: str
+    candidates: list[dict[str, Any]]
+    history: History | None
+    validation: dict[str, int]
+    seconds: float
+
+
+# -- validation split --------------------------------------------------------------------------------------------
+
+
+def _components(rels: Sequence[dict[int, int]]) -> list[list[int]]:
+    """Groups of queries connected through shared relevant documents (union-find)."""
+    parent = list(range(len(rels)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[int, int] = {}
+    for q, docs in enumerate(rels):
+        for d in docs:
+            if d in owner:
+                a, b = find(q), find(owner[d])
+                if a != b:
+                    parent[a] = b
+            else:
+                owner[d] = q
+    groups: dict[int, list[int]] = {}
+    for q in range(len(rels)):
+        groups.setdefault(find(q), []).append(q)
+    return list(groups.values())
+
+
+def validation_split(
+    rels: Sequence[dict[int, int]],
+    *,
+    new_fraction: float = 0.15,
+    seen_fraction: float = 0.1,
+    min_part: int = 10,
+    seed: int = 0,
+) -> tuple[list[int], dict[str, list[int]]]:
+    """Split training queries (by row) into a fitting part and validation parts (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    n = len(rels)
+    groups = _components(rels)
+    order = rng.permutation(len(groups))
+    new: list[int] = []
+    if len(groups) > 1:
+        for g in order:
+            if len(new) >= new_fraction * n:
+                break
+            if len(new) + len(groups[g]) <= 2 * new_fraction * n:
+                new.extend(groups[g])
+    new_set = set(new)
+    remaining = [q for q in rng.permutation(n) if q not in new_set]
+    count: dict[int, int] = {}
+    for q in remaining:
+        for d in rels[q]:
+            count[d] = count.get(d, 0) + 1
+    seen: list[int] = []
+    for q in remaining:
+        if len(seen) >= seen_fraction * n:
+            break
+        if all(count[d] >= 2 for d in rels[q]):
+            seen.append(int(q))
+            for d in rels[q]:
+                count[d] -= 1
+    parts = {name: sorted(rows) for name, rows in ((NEW, new), (SEEN, seen)) if len(rows) >= min_part}
+    held = {q for rows in parts.values() for q in rows}
+    return [q for q in range(n) if q not in held], parts
+
+
+# -- selection ---------------------------------------------------------------------------------------------------
+
+
+def _pairs(rows: Sequence[int], rels: Sequence[dict[int, int]]) -> list[tuple[int, int]]:
+    return [(i, d) for i, q in enumerate(rows) for d, g in rels[q].items() if g > 0]
+
+
+def _fit_candidate(
+    cand: Candidate,
+    Q: np.ndarray,
+    D: np.ndarray,
+    pairs: list[tuple[int, int]],
+    val: dict[str, RowQueries] | None,
+    epochs: int | None = None,
+    negative_pool: np.ndarray | None = None,
+    progress: bool = False,
+    guard: str | None = None,
+) -> tuple[Adapter, History | None, int]:
+    dim = D.shape[1]
+    if cand.method == "identity":
+        return Adapter.identity(dim), None, 0
+    if cand.method == "ridge":
+        return ridge_adapter(Q, D, pairs, **cand.params), None, 0
+    if cand.method == "procrustes":
+        return procrustes_adapter(Q, D, pairs), None, 0
+    assert cand.config is not None
+    result = fit(
+        Q,
+        D,
+        pairs,
+        cand.config,
+        val=val,
+        epochs=epochs,
+        negative_pool=negative_pool,
+        guard=guard,
+        progress=progress,
+    )
+    return result.adapter, result.history, result.best_epoch
+
+
+def select(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    rels: Sequence[dict[int, int]],
+    *,
+    candidates: Sequence[Candidate] | None = None,
+    metric: str = "mrr@10",
+    min_z: float = 1.0,
+    objective: str = "balanced",
+    seed: int = 0,
+    negative_pool: np.ndarray | None = None,
+    progress: bool = False,
+) -> SelectionResult:
+    """Try ``candidates`` on validation parts of the training queries and refit the winner on all of them."""
+    start = time.perf_counter()
+    candidates = list(candidates or default_candidates())
+    dim = doc_embeddings.shape[1]
+    fit_rows, parts_rows = validation_split(rels, seed=seed)
+    sizes = {"fit_queries": len(fit_rows), **{f"val_{k}": len(v) for k, v in parts_rows.items()}}
+    all_pairs = _pairs(range(len(rels)), rels)
+    if not parts_rows:
+        reason = (
+            f"only {len(rels)} training queries: too few to hold out validation queries, so no adapter can be shown "
+            "to help; kept the base model (identity). Add labelled or generated queries and train again."
+        )
+        return SelectionResult(
+            Adapter.identity(dim), "identity", reason, [], None, sizes, time.perf_counter() - start
+        )
+
+    Q_fit = query_embeddings[fit_rows]
+    fit_pairs = _pairs(fit_rows, rels)
+    val = {
+        name: RowQueries(query_embeddings[rows], [rels[q] for q in rows]) for name, rows in parts_rows.items()
+    }
+    base_scores = {
+        name: per_query(part.embeddings, doc_embeddings, part.rels, [metric])[metric]
+        for name, part in val.items()
+    }
+
+    table: list[dict[str, Any]] = []
+    fitted: dict[str, tuple[History | None, int]] = {}
+    for cand in candidates:
+        t0 = time.perf_counter()
+        guard = NEW if objective == "seen" else None
+        adapter, history, best_epoch = _fit_candidate(
+            cand,
+            Q_fit,
+            doc_embeddings,
+            fit_pairs,
+            val,
+            negative_pool=negative_pool,
+            progress=progress,
+            guard=guard,
+        )
+        fitted[cand.name] = (history, best_epoch)
+        row: dict[str, Any] = {
+            "name": cand.name,
+            "params": cand.describe(),
+            "val": {},
+            "gain": {},
+            "chosen": False,
+        }
+        means, variances = [], []
+        for name, part in val.items():
+            scores = per_query(adapter.transform(part.embeddings), doc_embeddings, part.rels, [metric])[
+                metric
+            ]
+            diff = scores - base_scores[name]
+            row["val"][name] = float(scores.mean())
+            row["gain"][name] = float(diff.mean())
+            means.append(diff.mean())
+            variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
+        names = list(val)
+        use = [i for i, n in enumerate(names) if objective != "seen" or n != NEW or len(names) == 1]
+        gain = float(np.mean([means[i] for i in use]))
+        se = float(np.sqrt(np.sum([variances[i] for i in use])) / len(use))
+        row["mean_gain"] = gain
+        row["z"] = gain / se if se > 0 else (0.0 if gain == 0 else float("inf"))
+        row["best_epoch"] = best_epoch
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        table.append(row)
+        logger.info("candidate %s: gain %+.4f (z=%.2f) %s", cand.name, gain, row["z"], row["gain"])
+
+    def eligible(row: dict[str, Any]) -> bool:
+        if row["name"] == "identity":
+            return False
+        return row["z"] >= min_z and row["mean_gain"] > 0 and row["gain"].get(NEW, 0.0) >= 0.0
+
+    ok = [r for r in table if eligible(r)]
+    if not ok:
+        best = max((r for r in table if r["name"] != "identity"), key=lambda r: r["mean_gain"], default=None)
+        detail = (
+            f" (best was {best['name']}: {best['mean_gain']:+.4f} {metric}, z={best['z']:.2f})"
+            if best
+            else ""
+        )
+        reason = (
+            f"no candidate beat the base model on validation {metric} with confidence while not hurting documents "
+            f"without training queries{detail}; kept the base model (identity)"
+        )
+        for r in table:
+            r["chosen"] = r["name"] == "identity"
+        return SelectionResult(
+            Adapter.identity(dim), "identity", reason, table, None, sizes, time.perf_counter() - start
+        )
+
+    winner = max(ok, key=lambda r: r["mean_gain"])
+    winner["chosen"] = True
+    cand = next(c for c in candidates if c.name == winner["name"])
+    gains = ", ".join(f"{k} {v:+.4f}" for k, v in winner["gain"].items())
+    reason = f"{cand.name} had the largest validation gain in {metric} ({gains}; z={winner['z']:.1f})"
+    history, best_epoch = fitted[cand.name]
+    adapter, _, _ = _fit_candidate(
+        cand,
+        query_embeddings,
+        doc_embeddings,
+        all_pairs,
+        None,
+        epochs=max(1, best_epoch) if cand.config else None,
+        negative_pool=negative_pool,
+        progress=progress,
+    )
+    return SelectionResult(adapter, cand.name, reason, table, history, sizes, time.perf_counter() - start)
