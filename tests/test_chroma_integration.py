@@ -117,6 +117,7 @@ def test_train_from_chroma_and_query_through_the_adapter(tmp_path, encoder, doc_
     import chromadb
 
     from qadapter.integrations.chroma import AdapterEmbeddingFunction
+    from qadapter.train import fit_adapter
 
     # The user's collection, made with chromadb itself and the base model's document vectors.
     chroma_path = tmp_path / "chroma"
@@ -145,7 +146,10 @@ def test_train_from_chroma_and_query_through_the_adapter(tmp_path, encoder, doc_
     train = splits["train"]
     pairs = train.pairs(corpus.index())
     assert len(pairs) == len(QUERIES)
-    adapter = fit_linear(train.embeddings, corpus.embeddings, pairs, encoder)
+    # qadapter's own trainer (a single contrastive linear fit: too few queries here for validation-based choice)
+    adapter = fit_adapter(train.embeddings, corpus.embeddings, pairs, recipe="contrastive")
+    assert adapter.kind == "linear" and not np.allclose(adapter.tensors["weight"], np.eye(adapter.dim))
+    adapter.config["base_model"] = {"name": encoder.name, "dim": adapter.dim}
     adapter_path = save_adapter(adapter, tmp_path / "adapter")
     query_vectors = encoder.encode(QUERIES, kind="query")
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from qadapter.cli.options import json_option, overwrite_option
+from qadapter.cli.options import json_option, model_option, overwrite_option
 
 FORMATS = ["auto", "beir", "seed-json", "llamaindex", "querylog"]
 
@@ -34,10 +34,27 @@ FORMATS = ["auto", "beir", "seed-json", "llamaindex", "querylog"]
     default=None,
     help="For a query log: the workspace or corpus.jsonl its chunks come from (default: the output workspace's).",
 )
+@click.option(
+    "--from-store",
+    "store",
+    type=click.Choice(["chroma", "lancedb", "qdrant"]),
+    default=None,
+    help="SOURCE is a vector database folder: read its documents and stored vectors (nothing is re-embedded).",
+)
+@click.option("--collection", default=None, help="Collection (table) to read with --from-store.")
+@model_option
 @overwrite_option
 @json_option
 def import_command(
-    source: str, output: str, format_: str, corpus: str | None, overwrite: bool, as_json: bool
+    source: str,
+    output: str,
+    format_: str,
+    corpus: str | None,
+    store: str | None,
+    collection: str | None,
+    model: str,
+    overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Import a BEIR folder, the notebook's JSON, LlamaIndex JSON, or a JSONL query log.
 
@@ -49,8 +66,13 @@ def import_command(
     Examples:
       qadapter import apple_QA_dataset.json -o ws && qadapter split ws
       qadapter import queries.jsonl -o ws          # adds real queries to an ingested workspace
+      qadapter import ./chroma-db --from-store chroma --collection docs -o ws
     """
     from qadapter.importers import MANIFEST_FILE, import_data
+
+    if store is not None:
+        _import_store(source, output, store, collection, model, overwrite, as_json)
+        return
 
     ws = import_data(source, output, format=format_, overwrite=overwrite, corpus=corpus)
     manifest = json.loads((ws.path / MANIFEST_FILE).read_text(encoding="utf-8"))
@@ -71,3 +93,31 @@ def import_command(
     )
     if set(summary["qrels"]) == {"all"}:
         click.echo(f"next: make train/test splits with: qadapter split {ws.path}")
+
+
+def _import_store(
+    source: str, output: str, store: str, collection: str | None, model: str, overwrite: bool, as_json: bool
+) -> None:
+    """Corpus and stored vectors from an existing vector database: the stored vectors seed the embedding cache."""
+    from qadapter.encoders import get_encoder
+    from qadapter.errors import QadapterError
+    from qadapter.stores import get_store
+    from qadapter.stores.importing import import_from_store
+
+    if not collection:
+        raise QadapterError("--from-store needs --collection NAME (the collection or table to read)")
+    encoder = get_encoder(model)
+    with get_store(store, source, collection) as db:
+        ws = import_from_store(db, output, encoder, overwrite=overwrite)
+    n_docs = sum(1 for _ in ws.corpus())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"workspace": str(ws.path), "format": store, "documents": n_docs, "model": encoder.name}
+            )
+        )
+        return
+    click.echo(
+        f"imported {n_docs} documents and their stored vectors from {store} collection '{collection}' -> {ws.path}; "
+        "add queries with 'qadapter import QUERY_LOG -o WS' or 'qadapter generate WS'"
+    )

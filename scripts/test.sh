@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up the test environment and run the whole test suite (unit and integration tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev,serve,generate,lancedb,qdrant,llamaindex,langchain
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+.venv/bin/ruff check src tests benchmarks
+exec .venv/bin/python -m pytest "$@"
