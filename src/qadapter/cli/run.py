@@ -9,6 +9,9 @@ import click
 from qadapter.cli.options import json_option, model_option, progress_option, want_progress
 
 
+SHORT_METRICS = ("hit@1", "hit@10", "recall@10", "mrr@10", "ndcg@10", "map")
+
+
 def print_run(result: object, as_json: bool) -> None:
     from qadapter.report import format_table
 
@@ -27,8 +30,14 @@ def print_run(result: object, as_json: bool) -> None:
     for step in result.steps:  # type: ignore[attr-defined]
         click.echo(f"- {step}")
     res = result.results  # type: ignore[attr-defined]
+    short = [m for m in SHORT_METRICS if m in res["baseline"]] or list(res["baseline"])
+    table = {
+        **res,
+        "baseline": {m: res["baseline"][m] for m in short},
+        "adapted": {m: res["adapted"][m] for m in short},
+    }
     click.echo(f"\n{res['n_queries']} {res['split']} queries, {res['model']}, {res['store']} search:")
-    click.echo(format_table(res))
+    click.echo(format_table(table))
 
 
 @click.command("run")

@@ -58,6 +58,13 @@ class SentenceTransformerEncoder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            try:  # the weight-loading bar is noise in a CLI that draws its own progress
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:  # pragma: no cover
+                pass
+
             self._model = SentenceTransformer(
                 str(self.path), device=self._device or "cpu", local_files_only=True
             )
