@@ -211,6 +211,7 @@ def workspace_for(dataset: str, data: Path, work: Path) -> Path:
 
 
 def run_setting(s: Setting, data: Path, work: Path, adapters: dict[str, Any]) -> dict[str, Any]:
+    from qadapter.embedding import embed_workspace
     from qadapter.evaluate import evaluate
     from qadapter.train import train
 
@@ -229,6 +230,13 @@ def run_setting(s: Setting, data: Path, work: Path, adapters: dict[str, Any]) ->
         row["note"] = f"adapter of {s.reuse}, scored through a persistent ChromaDB collection"
     else:
         negatives = data / "seed" / "nvidia_10k.pdf" if s.negatives == "pdf" else None
+        # Fill the embedding cache first (and, for the PDF negatives, ingest and embed the pool with a 1-epoch
+        # run) so that train_s measures training on cached vectors, not a one-time cold start.
+        start = time.perf_counter()
+        embed_workspace(ws, [s.train_split, s.test_split])
+        if negatives is not None:
+            train(ws, s.train_split, recipe=s.recipe, negatives=negatives, learning_curve=False, epochs=1)
+        row["first_use_embed_s"] = round(time.perf_counter() - start, 2)
         result = train(ws, s.train_split, recipe=s.recipe, negatives=negatives, learning_curve=False)
         adapter = result.adapter
         row["chosen"], row["train_s"], row["reason"] = result.chosen, round(result.seconds, 2), result.reason
@@ -254,7 +262,9 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "Test queries are never used for training or model selection. Each cell: base → **adapted** "
         "(delta [95% paired-bootstrap CI], two-sided paired randomization-test p). `train s` is the whole "
         "`train()` call on cached embeddings (for `default`: the candidate search on validation data carved from "
-        "the training split, then the refit).",
+        "the training split, then the refit); filling the embedding cache (and embedding the PDF negative pool) happens "
+        "before it and is not counted. p=0.0001 is the smallest p-value the test reports (10,000 random sign "
+        "patterns).",
         "",
         "| setting | test queries | recipe | chosen | train s | hit@10 | mrr@10 | ndcg@10 |",
         "|---|---:|---|---|---:|---|---|---|",

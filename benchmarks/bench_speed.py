@@ -88,9 +88,11 @@ def notebook_loop(
             queries = [q for q, _ in batch]
             positives = [p for _, p in batch]
             negs = [rng.choice(negatives) for _ in batch]
-            q_emb = model.encode(queries, convert_to_tensor=True)
-            p_emb = model.encode(positives, convert_to_tensor=True)
-            n_emb = model.encode(negs, convert_to_tensor=True)
+            # encode() returns inference-mode tensors; clone them so autograd may use them (the notebook's
+            # older sentence-transformers returned plain tensors)
+            q_emb = model.encode(queries, convert_to_tensor=True).clone()
+            p_emb = model.encode(positives, convert_to_tensor=True).clone()
+            n_emb = model.encode(negs, convert_to_tensor=True).clone()
             loss = loss_fn(adapter(q_emb), p_emb, n_emb)
             optimizer.zero_grad()
             loss.backward()
@@ -146,8 +148,13 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         ws = copy_workspace(args.data, "appleqa", work / "speed")
         shutil.rmtree(ws / ".qadapter", ignore_errors=True)  # a fresh embedding cache
-        encoder, load_s = timed("load the bundled model", get_encoder)
-        encoder.encode(["warm up"], kind="query")
+
+        def load() -> Any:
+            encoder = get_encoder()
+            encoder.encode(["warm up"], kind="query")  # the model loads on first use
+            return encoder
+
+        encoder, load_s = timed("load the bundled model", load)
         (corpus, splits), embed_s = timed(
             "embed corpus + train + test queries once", embed_workspace, ws, ["train", "test"], model=encoder
         )

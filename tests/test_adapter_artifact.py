@@ -166,7 +166,9 @@ def test_save_stores_numpy_values_and_extra_files(tmp_path: Path) -> None:
         "baseline": {"hit@10": np.float32(0.5)},
         "adapted": {"hit@10": 0.75},
     }
-    path = save_adapter(adapter, tmp_path / "a", extra_files={"report/notes.md": "hello", "raw.bin": b"\x00\x01"})
+    path = save_adapter(
+        adapter, tmp_path / "a", extra_files={"report/notes.md": "hello", "raw.bin": b"\x00\x01"}
+    )
     config = json.loads((path / CONFIG_FILE).read_text())
     assert config["metrics"]["n_queries"] == 7 and config["metrics"]["baseline"]["hit@10"] == 0.5
     assert (path / "report" / "notes.md").read_text() == "hello"
@@ -343,15 +345,7 @@ def _garbage(path: Path, case: str) -> None:
         "config-not-json",
         "config-a-list",
         "config-only",
-        pytest.param(
-            "config-binary",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=UnicodeDecodeError,
-                reason="read_adapter_config reads adapter_config.json with read_text() and only catches "
-                "JSONDecodeError, so a non-UTF-8 file escapes as UnicodeDecodeError instead of ArtifactError",
-            ),
-        ),
+        "config-binary",
     ],
 )
 def test_garbage_folder_gives_an_artifact_error(tmp_path: Path, case: str) -> None:

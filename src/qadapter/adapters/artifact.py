@@ -90,9 +90,11 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
             f"{path}: not an adapter folder (no {CONFIG_FILE}); train one with 'qadapter train'"
         )
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{config_path}: not a UTF-8 text file; the adapter folder is corrupt") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ArtifactError(f"{config_path}: format is {got!r}, expected {FORMAT_NAME!r}")

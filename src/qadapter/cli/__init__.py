@@ -103,8 +103,16 @@ def main(argv: list[str] | None = None) -> Any:
         # click turns Ctrl-C into Abort; every stage saves as it goes, so the same command continues
         click.echo("interrupted; progress so far is saved, re-run the same command to continue", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        hint = (
+            f" (see 'qadapter {exc.ctx.info_name} --help')"
+            if exc.ctx is not None and exc.ctx.info_name != "qadapter"
+            else ""
+        )
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)

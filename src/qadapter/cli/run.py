@@ -8,7 +8,6 @@ import click
 
 from qadapter.cli.options import json_option, model_option, progress_option, want_progress
 
-
 SHORT_METRICS = ("hit@1", "hit@10", "recall@10", "mrr@10", "ndcg@10", "map")
 
 

@@ -131,6 +131,11 @@ def embed(
         out[i] = vec
     if todo:
         fresh = np.concatenate(new_vectors, axis=0)
+        if fresh.shape[1] != dim:
+            raise ArtifactError(
+                f"model '{encoder.name}' now gives {fresh.shape[1]}-dimensional vectors but the cache holds "
+                f"{dim}-dimensional ones under the same name; delete the cache ({cache.path if cache else ''})"
+            )
         for i in missing:
             out[i] = fresh[order[texts[i]]]
     return out

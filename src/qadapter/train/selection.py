@@ -7,12 +7,17 @@ Validation has up to two parts, both taken from the *training* split (never from
 - ``seen-documents``: some other queries of documents that keep training queries. It predicts what happens to new
   queries about documents that had training queries.
 
-Each candidate is fitted on the rest and scored on both parts. With ``objective="balanced"`` (default) the winner
-maximises the mean gain over the identity across parts (and epochs are early-stopped on that mean); with
-``objective="seen"`` it maximises the gain on seen documents while epochs that fall below the identity on new
-documents do not count (for deployments where every document has training queries). The winner must (1) gain with some confidence (the gain is at least ``min_z`` standard errors above zero) and
-(2) not lose on documents without training queries. When no candidate qualifies, qadapter ships the identity and says
-so. The winner is then refitted on all training queries for the number of epochs that validation picked.
+Each part is halved: one half early-stops each trained candidate, the other half judges all candidates (judging
+on the data that picked the epoch would flatter every candidate by chance). Each candidate is fitted on the rest.
+
+With ``objective="balanced"`` (default) the winner maximises the mean gain over the identity across parts (and
+epochs are early-stopped on that mean); with ``objective="seen"`` it maximises the gain on seen documents while
+epochs that fall below the identity on new documents do not count (for deployments where every document has
+training queries). The winner must (1) gain with confidence: at least ``min_z`` = 2 standard errors above zero,
+which also keeps the chance of shipping a map fitted to noise small across several candidates; and (2) show no
+evidence of harm on documents without training queries: their gain not more than ``max_harm_z`` = 1 standard
+error below zero. When no candidate qualifies, qadapter ships the identity and says so. The winner is then refitted
+on all training queries for the number of epochs that validation picked.
 """
 
 from __future__ import annotations
@@ -191,7 +196,8 @@ def select(
     *,
     candidates: Sequence[Candidate] | None = None,
     metric: str = "mrr@10",
-    min_z: float = 1.0,
+    min_z: float = 2.0,
+    max_harm_z: float = 1.0,
     objective: str = "balanced",
     seed: int = 0,
     negative_pool: np.ndarray | None = None,
@@ -215,12 +221,24 @@ def select(
 
     Q_fit = query_embeddings[fit_rows]
     fit_pairs = _pairs(fit_rows, rels)
-    val = {
-        name: RowQueries(query_embeddings[rows], [rels[q] for q in rows]) for name, rows in parts_rows.items()
-    }
+    # Each validation part is halved: one half early-stops the epochs, the other judges the candidates. Judging on
+    # the data that picked the epoch would favour any candidate by chance (the best of many noisy epochs).
+    rng = np.random.default_rng(seed + 1)
+    stop_rows: dict[str, list[int]] = {}
+    judge_rows: dict[str, list[int]] = {}
+    for name, rows in parts_rows.items():
+        shuffled = [rows[i] for i in rng.permutation(len(rows))]
+        half = len(shuffled) // 2
+        stop_rows[name], judge_rows[name] = sorted(shuffled[:half]), sorted(shuffled[half:])
+
+    def row_queries(rows: list[int]) -> RowQueries:
+        return RowQueries(query_embeddings[rows], [rels[q] for q in rows])
+
+    val = {name: row_queries(rows) for name, rows in stop_rows.items()}
+    judge = {name: row_queries(rows) for name, rows in judge_rows.items()}
     base_scores = {
         name: per_query(part.embeddings, doc_embeddings, part.rels, [metric])[metric]
-        for name, part in val.items()
+        for name, part in judge.items()
     }
 
     table: list[dict[str, Any]] = []
@@ -247,16 +265,20 @@ def select(
             "chosen": False,
         }
         means, variances = [], []
-        for name, part in val.items():
+        for name, part in judge.items():
             scores = per_query(adapter.transform(part.embeddings), doc_embeddings, part.rels, [metric])[
                 metric
             ]
             diff = scores - base_scores[name]
             row["val"][name] = float(scores.mean())
             row["gain"][name] = float(diff.mean())
+            sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+            row.setdefault("z_part", {})[name] = (
+                float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
+            )
             means.append(diff.mean())
             variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
-        names = list(val)
+        names = list(judge)
         use = [i for i, n in enumerate(names) if objective != "seen" or n != NEW or len(names) == 1]
         gain = float(np.mean([means[i] for i in use]))
         se = float(np.sqrt(np.sum([variances[i] for i in use])) / len(use))
@@ -270,7 +292,9 @@ def select(
     def eligible(row: dict[str, Any]) -> bool:
         if row["name"] == "identity":
             return False
-        return row["z"] >= min_z and row["mean_gain"] > 0 and row["gain"].get(NEW, 0.0) >= 0.0
+        # no evidence of harm on documents without training queries: not more than max_harm_z standard errors below 0
+        no_harm = row.get("z_part", {}).get(NEW, 0.0) >= -max_harm_z
+        return row["z"] >= min_z and row["mean_gain"] > 0 and no_harm
 
     ok = [r for r in table if eligible(r)]
     if not ok:

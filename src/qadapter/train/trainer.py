@@ -31,7 +31,9 @@ class FitResult:
 
 
 def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up for ``warmup`` steps, then linear decay to zero at ``total`` steps."""
+    """Linear warm-up for ``warmup`` steps (at most a tenth of the run, so short runs on small data still train),
+    then linear decay to zero at ``total`` steps."""
+    warmup = min(warmup, total // 10)
 
     def factor(step: int) -> float:
         if step < warmup:
