@@ -132,7 +132,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         f"split; both are scored on the same {r['settings'][0]['n_test_queries']} LLM test questions about the "
         "held-out chunks (`test-docsplit`), searching all 215 chunks. Offline: "
         f"`generate(ws, offline=True, per_chunk={r['per_chunk']}, documents=<training chunks>)` wrote "
-        f"{r['offline_queries']} pseudo-queries (examples: {'; '.join(repr(e[:80]) for e in r['offline_examples'])}).",
+        f"{r['offline_queries']} pseudo-queries (examples: {'; '.join(repr(e if len(e) <= 80 else e[:77] + '...') for e in r['offline_examples'])}).",
         "",
         "| training queries | n train | chosen | hit@10 | mrr@10 | ndcg@10 |",
         "|---|---:|---|---|---|---|",

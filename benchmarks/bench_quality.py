@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,15 +57,34 @@ def machine_note() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "qadapter": qadapter.__version__,
+        "git": git_state(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def git_state() -> str:
+    """The commit measured, and whether src/ had uncommitted changes (numbers then describe the working tree)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit} (src/ modified)" if dirty else commit
 
 
 def machine_line(machine: dict[str, Any]) -> str:
     return (
         f"{machine['date_utc']}; {machine['cpus']} CPUs ({machine['platform']}), shared with other work; "
         f"Python {machine['python']}, torch {machine['torch']} ({machine['torch_threads']} threads), "
-        f"qadapter {machine['qadapter']}; load average (1/5/15 min) at start {machine['load_average_start']}, "
+        f"qadapter {machine['qadapter']} at {machine.get('git', 'unknown')}; load average (1/5/15 min) at start {machine['load_average_start']}, "
         f"at end {machine.get('load_average_end')}."
     )
 

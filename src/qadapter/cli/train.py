@@ -45,11 +45,12 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option(
     "--objective",
-    type=click.Choice(["balanced", "seen"]),
-    default="balanced",
+    type=click.Choice(["auto", "balanced", "seen"]),
+    default="auto",
     show_default=True,
     help="default recipe: balanced = equal weight to queries about documents with and without training queries; "
-    "seen = maximise gains on documents that have training queries, never falling below the base model on the others.",
+    "seen = maximise gains on documents that have training queries, never falling below the base model on the others; "
+    "auto = seen when training queries cover at least 95% of the corpus, else balanced.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -74,6 +75,7 @@ def train_command(
     lr: float | None,
     temperature: float | None,
     objective: str,
+    pseudo_queries: int,
     seed: int,
     learning_curve: bool,
     progress: bool | None,
@@ -103,6 +105,7 @@ def train_command(
         negatives=negatives,
         seed=seed,
         objective=objective,
+        pseudo_queries=pseudo_queries,
         learning_curve=learning_curve,
         overwrite=overwrite,
         progress=want_progress(progress),

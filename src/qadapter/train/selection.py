@@ -156,6 +156,32 @@ def _pairs(rows: Sequence[int], rels: Sequence[dict[int, int]]) -> list[tuple[in
     return [(i, d) for i, q in enumerate(rows) for d, g in rels[q].items() if g > 0]
 
 
+@dataclass
+class Augmentation:
+    """Extra training queries (e.g. pseudo-queries cut from the training documents) that are never validated on.
+
+    They join a fit only for documents that the fit's own real queries are about, so documents held out as
+    "new" stay unseen."""
+
+    embeddings: np.ndarray
+    rels: list[dict[int, int]]
+
+
+def training_set(
+    Q: np.ndarray, rows: Sequence[int], rels: Sequence[dict[int, int]], extra: Augmentation | None
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Query vectors and (query row, document row) pairs for fitting on ``rows`` (plus matching extra queries)."""
+    rows = list(rows)
+    pairs = _pairs(rows, rels)
+    if extra is None or not len(extra.rels):
+        return Q[rows], pairs
+    docs = {d for q in rows for d in rels[q]}
+    keep = [i for i, r in enumerate(extra.rels) if r and set(r) <= docs]
+    offset = len(rows)
+    pairs += [(offset + j, d) for j, i in enumerate(keep) for d, g in extra.rels[i].items() if g > 0]
+    return np.concatenate([Q[rows], extra.embeddings[keep]]), pairs
+
+
 def _fit_candidate(
     cand: Candidate,
     Q: np.ndarray,
@@ -201,6 +227,7 @@ def select(
     objective: str = "balanced",
     seed: int = 0,
     negative_pool: np.ndarray | None = None,
+    augmentation: Augmentation | None = None,
     progress: bool = False,
 ) -> SelectionResult:
     """Try ``candidates`` on validation parts of the training queries and refit the winner on all of them."""
@@ -209,7 +236,6 @@ def select(
     dim = doc_embeddings.shape[1]
     fit_rows, parts_rows = validation_split(rels, seed=seed)
     sizes = {"fit_queries": len(fit_rows), **{f"val_{k}": len(v) for k, v in parts_rows.items()}}
-    all_pairs = _pairs(range(len(rels)), rels)
     if not parts_rows:
         reason = (
             f"only {len(rels)} training queries: too few to hold out validation queries, so no adapter can be shown "
@@ -219,8 +245,7 @@ def select(
             Adapter.identity(dim), "identity", reason, [], None, sizes, time.perf_counter() - start
         )
 
-    Q_fit = query_embeddings[fit_rows]
-    fit_pairs = _pairs(fit_rows, rels)
+    Q_fit, fit_pairs = training_set(query_embeddings, fit_rows, rels, augmentation)
     # Each validation part is halved: one half early-stops the epochs, the other judges the candidates. Judging on
     # the data that picked the epoch would favour any candidate by chance (the best of many noisy epochs).
     rng = np.random.default_rng(seed + 1)
@@ -320,9 +345,10 @@ def select(
     gains = ", ".join(f"{k} {v:+.4f}" for k, v in winner["gain"].items())
     reason = f"{cand.name} had the largest validation gain in {metric} ({gains}; z={winner['z']:.1f})"
     history, best_epoch = fitted[cand.name]
+    Q_all, all_pairs = training_set(query_embeddings, range(len(rels)), rels, augmentation)
     adapter, _, _ = _fit_candidate(
         cand,
-        query_embeddings,
+        Q_all,
         doc_embeddings,
         all_pairs,
         None,
