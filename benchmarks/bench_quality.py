@@ -296,10 +296,21 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f"| {r['setting']}{store} | {r['n_test_queries']} | {r['recipe']} | {r['chosen']} | {r['train_s']} | "
             f"{format_metric(m['hit@10'])} | {format_metric(m['mrr@10'])} | {format_metric(m['ndcg@10'])} |"
         )
-    lines += ["", "## Targets", "", "| setting | target | result |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| setting | target | base | adapted | delta significant? (p) | result |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for r in result["settings"]:
         for t in r["targets"]:
-            lines.append(f"| {r['setting']} | {t['target']} | {'PASS' if t['pass'] else 'FAIL'} |")
+            m = r["metrics"][t["target"].split()[0]]
+            sig = "yes" if m["significant"] else "no"
+            lines.append(
+                f"| {r['setting']} | {t['target']} | {m['baseline']:.3f} | {m['adapted']:.3f} | "
+                f"{sig} (p={m['p_value']:.3g}) | {'PASS' if t['pass'] else 'FAIL'} |"
+            )
     lines += ["", "## Why each adapter was chosen", ""]
     for r in result["settings"]:
         if r.get("reason"):
@@ -318,7 +329,14 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="quality", help="results file name (without extension)")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite <name>.md from an existing <name>.json"
+    )
     args = parser.parse_args()
+    if args.render:
+        result = json.loads((args.out / f"{args.name}.json").read_text())
+        (args.out / f"{args.name}.md").write_text("\n".join(markdown(result)) + "\n")
+        return
 
     machine = machine_note()
     chosen = [s for s in SETTINGS if not args.only or s.name in args.only]

@@ -221,7 +221,7 @@ def test_run_end_to_end_and_resume(cli_ws: Workspace, monkeypatch: pytest.Monkey
     import qadapter.train
     from qadapter.pipeline import run
 
-    result = run(cli_ws.path, recipe="contrastive")
+    result = run(cli_ws.path, recipe="contrastive", pseudo_queries=0)
     adapter_path = cli_ws.path / "adapter"
     assert result.adapter == adapter_path and (adapter_path / CONFIG_FILE).is_file()
     assert result.report == adapter_path / "report" / "report.md" and result.report.is_file()
@@ -236,7 +236,7 @@ def test_run_end_to_end_and_resume(cli_ws: Workspace, monkeypatch: pytest.Monkey
         raise AssertionError("run() trained again although the adapter exists")
 
     monkeypatch.setattr(qadapter.train, "train", no_training)
-    again = run(cli_ws.path, recipe="contrastive")
+    again = run(cli_ws.path, recipe="contrastive", pseudo_queries=0)
     assert f"adapter exists: {adapter_path}" in again.steps
     assert (adapter_path / "adapter.safetensors").read_bytes() == weights
     assert again.results["adapted"] == pytest.approx(result.results["adapted"])
@@ -269,7 +269,19 @@ def test_cli_train_then_evaluate_json(
 ) -> None:
     adapter = tmp_path / "adapter"
     code, out, err = call(
-        ["train", str(cli_ws.path), "-o", str(adapter), "--recipe", "contrastive", "--epochs", "3", "--json"],
+        [
+            "train",
+            str(cli_ws.path),
+            "-o",
+            str(adapter),
+            "--recipe",
+            "contrastive",
+            "--epochs",
+            "3",
+            "--pseudo-queries",
+            "0",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -296,11 +308,15 @@ def test_cli_train_then_evaluate_json(
 def test_cli_train_default_recipe_explains_the_identity(
     cli_ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = call(["train", str(cli_ws.path), "-o", str(tmp_path / "a")], capsys)
+    code, out, err = call(
+        ["train", str(cli_ws.path), "-o", str(tmp_path / "a"), "--pseudo-queries", "0"], capsys
+    )
     assert code == 0, err
     assert "chose identity: only 5 training queries" in out
     assert load_adapter(tmp_path / "a").is_identity()
-    code, _, err = call(["train", str(cli_ws.path), "-o", str(tmp_path / "a")], capsys)
+    code, _, err = call(
+        ["train", str(cli_ws.path), "-o", str(tmp_path / "a"), "--pseudo-queries", "0"], capsys
+    )
     assert code == 2 and "already exists" in err and "--overwrite" in err
 
 
@@ -342,6 +358,8 @@ def _error_cases(ws: Workspace, tmp_path: Path) -> dict[str, list[str]]:
             str(tmp_path / "x"),
             "--config",
             str(tmp_path / "bad.toml"),
+            "--pseudo-queries",
+            "0",
         ],
     }
 

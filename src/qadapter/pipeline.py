@@ -168,6 +168,7 @@ def run(
     chunk_size: int | None = None,
     overlap: int | None = None,
     seed: int = 0,
+    pseudo_queries: int = 10,
     progress: bool = False,
 ) -> RunResult:
     """Run every stage that has no output yet and return the evaluation results."""
@@ -190,7 +191,14 @@ def run(
         steps.append(f"adapter exists: {adapter_path}")
     else:
         result = train(
-            ws, train_split, output=adapter_path, recipe=recipe, model=model, seed=seed, progress=progress
+            ws,
+            train_split,
+            output=adapter_path,
+            recipe=recipe,
+            model=model,
+            seed=seed,
+            pseudo_queries=pseudo_queries,
+            progress=progress,
         )
         steps.append(f"trained {adapter_path}: {result.chosen} ({result.reason})")
     results = evaluate(ws, test_split, adapter=adapter_path, store=store, seed=seed, progress=progress)

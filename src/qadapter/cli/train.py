@@ -52,6 +52,13 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
     "seen = maximise gains on documents that have training queries, never falling below the base model on the others; "
     "auto = seen when training queries cover at least 95% of the corpus, else balanced.",
 )
+@click.option(
+    "--pseudo-queries",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Offline pseudo-queries (headings, keywords, sentences) added per training document; 0 turns them off.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--learning-curve/--no-learning-curve",
