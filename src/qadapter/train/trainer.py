@@ -17,7 +17,7 @@ from qadapter.train.config import History, TrainConfig
 from qadapter.train.losses import contrastive_loss, identity_penalty, triplet_loss
 from qadapter.train.modules import build_module, to_adapter
 from qadapter.train.negatives import excluded_pairs, plan_negatives
-from qadapter.train.validation import RowQueries, score
+from qadapter.train.validation import RowQueries, per_query
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,8 @@ def _fit(
     history = History(val_metric=config.val_metric)
     best_state, best_val, best_epoch, stale = copy.deepcopy(module.state_dict()), -np.inf, 0, 0
 
+    guard_start: dict[str, np.ndarray] = {}
+
     def val_score() -> float:
         assert val is not None
         module.eval()
@@ -148,17 +150,23 @@ def _fit(
             with torch.no_grad():
                 return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
-        parts = {
-            name: score(transform, part, doc_embeddings, config.val_metric) for name, part in val.items()
+        per_part = {
+            name: per_query(transform(part.embeddings), doc_embeddings, part.rels, [config.val_metric])[config.val_metric]
+            for name, part in val.items()
         }
+        parts = {name: float(v.mean()) for name, v in per_part.items()}
         for name, value in parts.items():
             history.val_parts.setdefault(name, []).append(value)
         module.train()
         others = [v for k, v in parts.items() if k != guard]
         if guard is None or guard not in parts or not others:
             return float(np.mean(list(parts.values())))
-        start = history.val_parts[guard][0]
-        return float(np.mean(others)) if parts[guard] >= start - 1e-9 else -1.0
+        if guard not in guard_start:
+            guard_start[guard] = per_part[guard]
+        # the guard part may not be clearly worse than at the start: at most 1 standard error below it
+        diff = per_part[guard] - guard_start[guard]
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        return float(np.mean(others)) if diff.mean() >= -se - 1e-9 else -1.0
 
     if val:
         best_val = val_score()  # epoch 0: the starting point (the identity, for identity init)
