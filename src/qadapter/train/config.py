@@ -39,7 +39,7 @@ class TrainConfig:
     random_negatives: int = 256
     #: documents at least this similar (base model cosine) to a positive are not used as its negatives
     false_negative_threshold: float = 0.98
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     #: penalty ``identity_reg * ||f(x) - x||^2`` on the training queries, pulling the adapter toward the identity
     identity_reg: float = 0.0
@@ -50,7 +50,8 @@ class TrainConfig:
     #: weight of the reverse (document -> query) softmax over the batch's queries; queries of the same document are
     #: masked so that they are never each other's negatives
     symmetric: float = 0.0
-    batch_size: int = 64
+    #: the largest batch; small training sets use smaller ones so that an epoch still takes at least 16 steps
+    batch_size: int = 256
     epochs: int = 40
     warmup_steps: int = 100
     grad_clip: float = 1.0

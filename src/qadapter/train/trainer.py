@@ -21,6 +21,9 @@ from qadapter.train.validation import RowQueries, per_query
 
 logger = logging.getLogger(__name__)
 
+#: small training sets get smaller batches so that one epoch is at least this many optimiser steps
+MIN_STEPS_PER_EPOCH = 16
+
 
 @dataclass
 class FitResult:
@@ -110,9 +113,12 @@ def _fit(
 
     Q = torch.from_numpy(np.ascontiguousarray(query_embeddings, dtype=np.float32))
     module = build_module(config.kind, dim, hidden=config.hidden, init=config.init)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+    )
     n_pairs = len(pairs)
-    steps_per_epoch = (n_pairs + config.batch_size - 1) // config.batch_size
+    batch_size = min(config.batch_size, max(16, -(-n_pairs // MIN_STEPS_PER_EPOCH)))
+    steps_per_epoch = (n_pairs + batch_size - 1) // batch_size
     scheduler = _schedule(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
 
     plan = None
@@ -151,7 +157,9 @@ def _fit(
                 return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
         per_part = {
-            name: per_query(transform(part.embeddings), doc_embeddings, part.rels, [config.val_metric])[config.val_metric]
+            name: per_query(transform(part.embeddings), doc_embeddings, part.rels, [config.val_metric])[
+                config.val_metric
+            ]
             for name, part in val.items()
         }
         parts = {name: float(v.mean()) for name, v in per_part.items()}
@@ -181,8 +189,8 @@ def _fit(
     for epoch in bar:
         order = rng.permutation(n_pairs)
         total = 0.0
-        for start in range(0, n_pairs, config.batch_size):
-            batch = order[start : start + config.batch_size]
+        for start in range(0, n_pairs, batch_size):
+            batch = order[start : start + batch_size]
             q_rows = torch.from_numpy(pair_q[batch])
             original = Q[q_rows]
             if config.input_noise > 0:
@@ -204,7 +212,7 @@ def _fit(
             optimizer.zero_grad()
             loss.backward()
             if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(batch)

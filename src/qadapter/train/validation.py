@@ -1,4 +1,9 @@
-"""Scoring adapters on held-out queries, with documents addressed by corpus row (fast, no string ids)."""
+"""Scoring adapters on held-out queries, with documents addressed by corpus row.
+
+Validation runs after every epoch of every candidate, so it is vectorised: the top-k document rows of all queries are
+compared with a padded array of their relevant rows at once (no per-query dictionaries). The formulas are those of
+:mod:`qadapter.evaluate.metrics` (tests check that both agree).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qadapter.evaluate.metrics import parse_metric, per_query_scores
+from qadapter.evaluate.metrics import parse_metric
 from qadapter.evaluate.search import search
+
+_FAST = {"hit", "mrr", "ndcg", "recall", "precision"}
 
 
 @dataclass
@@ -22,26 +29,55 @@ class RowQueries:
         return len(self.rels)
 
 
+def _padded(rels: Sequence[Mapping[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(1, max((sum(1 for g in r.values() if g > 0) for r in rels), default=1))
+    rows = np.full((len(rels), width), -1, dtype=np.int64)
+    grades = np.zeros((len(rels), width), dtype=np.float64)
+    for i, r in enumerate(rels):
+        pos = [(d, g) for d, g in r.items() if g > 0]
+        pos.sort(key=lambda item: -item[1])
+        for j, (d, g) in enumerate(pos):
+            rows[i, j], grades[i, j] = d, g
+    return rows, grades
+
+
 def per_query(
     query_vectors: np.ndarray,
     doc_embeddings: np.ndarray,
     rels: Sequence[Mapping[int, int]],
     metrics: Sequence[str],
 ) -> dict[str, np.ndarray]:
-    """Per-query metric values for ``query_vectors`` searched against all of ``doc_embeddings``."""
-    depth = max([parse_metric(m)[1] or 100 for m in metrics])
-    idx, scores = search(query_vectors, doc_embeddings, k=depth)
-    run = {
-        str(i): {str(int(j)): float(s) for j, s in zip(row, srow, strict=True)}
-        for i, (row, srow) in enumerate(zip(idx, scores, strict=True))
-    }
-    qrels = {str(i): {str(d): g for d, g in r.items()} for i, r in enumerate(rels)}
-    scores_by_metric = per_query_scores(qrels, run, metrics)
-    # per_query_scores orders queries by sorted string id; put them back in row order
-    order = sorted(range(len(rels)), key=str)
-    inverse = np.empty(len(rels), dtype=np.int64)
-    inverse[order] = np.arange(len(rels))
-    return {m: v[inverse] for m, v in scores_by_metric.items()}
+    """Per-query values of cutoff metrics (hit, mrr, ndcg, recall, precision @k), searching all documents."""
+    parsed = [(m, *parse_metric(m)) for m in metrics]
+    for name, kind, k in parsed:
+        if kind not in _FAST or k is None:
+            raise ValueError(f"validation supports {sorted(_FAST)} with a cutoff, not {name!r}")
+    depth = max(k for _, _, k in parsed if k is not None)
+    idx, _ = search(query_vectors, doc_embeddings, k=depth)
+    rows, grades = _padded(rels)
+    match = idx[:, :, None] == rows[:, None, :]  # (queries, depth, relevant)
+    gain_at = (match * grades[:, None, :]).sum(-1)
+    rel_at = match.any(-1)
+    n_rel = (rows >= 0).sum(1)
+    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
+    out: dict[str, np.ndarray] = {}
+    for name, kind, k in parsed:
+        assert k is not None
+        hits = rel_at[:, :k]
+        if kind == "hit":
+            out[name] = hits.any(1).astype(np.float64)
+        elif kind == "recall":
+            out[name] = hits.sum(1) / np.maximum(n_rel, 1)
+        elif kind == "precision":
+            out[name] = hits.sum(1) / k
+        elif kind == "mrr":
+            first = np.argmax(hits, axis=1)
+            out[name] = np.where(hits.any(1), 1.0 / (first + 1), 0.0)
+        else:  # ndcg
+            dcg = (gain_at[:, :k] * discounts[:k]).sum(1)
+            ideal = (grades[:, : min(k, grades.shape[1])] * discounts[: min(k, grades.shape[1])]).sum(1)
+            out[name] = np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+    return out
 
 
 def score(
