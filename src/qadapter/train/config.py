@@ -52,11 +52,11 @@ class TrainConfig:
     symmetric: float = 0.0
     #: the largest batch; small training sets use smaller ones so that an epoch still takes at least 16 steps
     batch_size: int = 256
-    epochs: int = 40
+    epochs: int = 30
     warmup_steps: int = 100
     grad_clip: float = 1.0
     #: stop when the validation metric has not improved for this many epochs (0 = never stop early)
-    patience: int = 8
+    patience: int = 5
     val_metric: str = "mrr@10"
     seed: int = 0
 

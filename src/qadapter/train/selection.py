@@ -65,7 +65,6 @@ def default_candidates(base: TrainConfig | None = None) -> list[Candidate]:
         Candidate("linear", config=base.replace(kind="linear")),
         Candidate("linear-reg1", config=base.replace(kind="linear", identity_reg=1.0)),
         Candidate("linear-reg3", config=base.replace(kind="linear", identity_reg=3.0)),
-        Candidate("lowrank-32", config=base.replace(kind="lowrank", hidden=32)),
         Candidate("mlp-512", config=base.replace(kind="mlp", hidden=512)),
         Candidate("ridge", "ridge", params={"lam": 1.0}),
     ]
