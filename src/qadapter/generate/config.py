@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from qadapter.configtools import from_mapping
 from qadapter.errors import QadapterError
 
 DEFAULT_SPLIT = "generated"
@@ -97,11 +98,7 @@ class GenerateConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GenerateConfig:
         """Build a config from a mapping (a config file), rejecting unknown keys with the list of valid ones."""
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise QadapterError(f"unknown generate setting(s) {unknown}; valid settings: {sorted(valid)}")
-        return cls(**values)
+        return from_mapping(cls, values, "generate", "setting")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

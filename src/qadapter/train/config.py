@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qadapter.configtools import from_mapping
 from qadapter.errors import QadapterError
 
 Kind = Literal["linear", "lowrank", "mlp"]
@@ -91,13 +92,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise QadapterError(
-                f"unknown training option(s) {unknown}; valid options: {', '.join(sorted(valid))}"
-            )
-        return cls(**values)
+        return from_mapping(cls, values, "training")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
