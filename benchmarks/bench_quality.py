@@ -284,7 +284,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "`train()` call on cached embeddings (for `default`: the candidate search on validation data carved from "
         "the training split, then the refit); filling the embedding cache (and embedding the PDF negative pool) happens "
         "before it and is not counted. p=0.0001 is the smallest p-value the test reports (10,000 random sign "
-        "patterns).",
+        "patterns). The ChromaDB row scores the same adapter through a persistent Chroma collection (HNSW, cosine), "
+        "which is approximate, so it may differ from exact search in the third decimal.",
         "",
         "| setting | test queries | recipe | chosen | train s | hit@10 | mrr@10 | ndcg@10 |",
         "|---|---:|---|---|---:|---|---|---|",

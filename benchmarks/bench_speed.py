@@ -314,9 +314,9 @@ def markdown(r: dict[str, Any]) -> list[str]:
         f"| `seed` recipe | **{r['ratio_seed_to_embed']:.1%}** {ok(r['ratio_seed_to_embed'])} | "
         f"**{r['ratio_seed_to_embed_cpu']:.1%}** {ok(r['ratio_seed_to_embed_cpu'])} |",
         "",
-        "CPU seconds count every thread of this process: embedding runs on all of torch's threads "
-        f"({r['machine']['torch_threads']} here), training on one (qadapter pins it), so the CPU ratio is lower "
-        "than the wall ratio on an idle machine; on a busy one it is the steadier of the two.",
+        "CPU seconds count every thread of this process (embedding runs on "
+        f"{r['machine']['torch_threads']} torch threads); on a machine shared with other work they vary less "
+        "than wall seconds.",
         "",
         "## The notebook's loop (re-encodes every query and chunk in every batch)",
         "",

@@ -16,5 +16,7 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], context: str, noun: st
     valid = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - valid)
     if unknown:
-        raise QadapterError(f"unknown {context} {noun}(s) {unknown}; valid {noun}s: {', '.join(sorted(valid))}")
+        raise QadapterError(
+            f"unknown {context} {noun}(s) {unknown}; valid {noun}s: {', '.join(sorted(valid))}"
+        )
     return cls(**values)

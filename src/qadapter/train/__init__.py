@@ -151,6 +151,15 @@ def _pseudo_queries(
     return Augmentation(vectors, rels)
 
 
+def _offline_share(ws: Workspace, query_ids: Sequence[str]) -> float:
+    """Share of ``query_ids`` written by the offline pseudo-query generator (from their provenance metadata)."""
+    from qadapter.generate.offline import GENERATOR
+
+    queries = ws.queries()
+    offline = sum(1 for q in query_ids if q in queries and queries[q].metadata.get("generator") == GENERATOR)
+    return offline / max(1, len(query_ids))
+
+
 def _negative_pool(source: str | Path, encoder: Encoder, ws: Workspace, progress: bool) -> np.ndarray:
     """Embed an out-of-domain negative pool: a workspace folder, or documents to ingest (e.g. a PDF)."""
     from qadapter.embedding import cache_for, embed_corpus
@@ -204,6 +213,15 @@ def train(
     D, Q = corpus.embeddings, queries.embeddings
     pool = _negative_pool(negatives, encoder, ws, progress) if negatives is not None else None
     augmentation = None
+    offline_share = _offline_share(ws, queries.query_ids)
+    if offline_share >= 0.5:
+        # Validation queries are then pseudo-queries too: they cannot show how real questions will fare.
+        logger.warning(
+            "%.0f%% of the training queries are offline pseudo-queries: validation on them does not predict how "
+            "real user questions will fare; prefer LLM-generated or logged queries",
+            100 * offline_share,
+        )
+        pseudo_queries = 0  # more of the same kind would add nothing but weight
     if recipe != "seed":
         train_docs = {d for _, d in pairs}
         augmentation = _pseudo_queries(ws, corpus.doc_ids, train_docs, pseudo_queries, encoder, progress)
@@ -278,6 +296,7 @@ def train(
             "n_documents": len(corpus.doc_ids),
             "n_training_documents": len({d for _, d in pairs}),
             "coverage": round(coverage, 4),
+            "offline_pseudo_query_share": round(offline_share, 4),
         },
     }
     path = save_adapter(adapter, output, overwrite=overwrite) if output is not None else None
