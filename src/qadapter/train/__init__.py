@@ -124,8 +124,8 @@ def _pseudo_queries(
 ) -> Augmentation | None:
     """Offline pseudo-queries (headings, keywords, sentences cut from the chunk) for the training documents only.
 
-    They add cheap, document-grounded training pairs; measured on a development split of AppleQA (questions 13-16
-    held out from the training questions) they lifted hit@10 from 0.785 to 0.807 (benchmarks/README.md).
+    They add cheap, document-grounded training pairs; on a development split of AppleQA (questions 13-16 held out
+    from the training questions) they lifted hit@10 from 0.786 to 0.807 (benchmarks/results/recipe_dev.md).
     """
     from qadapter.embedding import cache_for
     from qadapter.encoders import embed
