@@ -29,9 +29,13 @@ def demo_command(workspace: str, seed: int, progress: bool | None, as_json: bool
     from qadapter.demo import build_stdlib_workspace
     from qadapter.pipeline import run
 
+    built = None
     if not (Path(workspace) / "corpus.jsonl").is_file():
-        build_stdlib_workspace(workspace, seed=seed, overwrite=Path(workspace).exists())
+        ws = build_stdlib_workspace(workspace, seed=seed, overwrite=Path(workspace).exists())
+        built = f"built {ws.path} from the standard library's docstrings ({len(ws.corpus())} documents)"
     result = run(workspace, seed=seed, progress=want_progress(progress))
+    if built:
+        result.steps[0] = built
     print_run(result, as_json)
     if not as_json and result.report:
         click.echo(f"\nreport: {result.report}")
