@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh dev,serve,generate,lancedb,qdrant,llamaindex,langchain
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy src/qadapter
 exec .venv/bin/python -m pytest "$@"

@@ -48,17 +48,18 @@ def embed_command(
     corpus, embedded = embed_workspace(
         workspace, list(splits) or None, model=encoder, progress=want_progress(progress)
     )
+    queries_per_split = {name: len(q.query_ids) for name, q in embedded.items()}
     summary = {
         "model": encoder.name,
         "dim": int(corpus.embeddings.shape[1]),
         "documents": len(corpus.doc_ids),
-        "queries": {name: len(q.query_ids) for name, q in embedded.items()},
+        "queries": queries_per_split,
         "seconds": round(time.perf_counter() - start, 2),
     }
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        queries = ", ".join(f"{k}: {v}" for k, v in summary["queries"].items()) or "none"
+        queries = ", ".join(f"{k}: {v}" for k, v in queries_per_split.items()) or "none"
         click.echo(
             f"{summary['documents']} documents and queries ({queries}) embedded with {encoder.name} in {summary['seconds']}s"
         )

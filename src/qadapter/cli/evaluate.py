@@ -87,6 +87,6 @@ def evaluate_command(
         click.echo(json.dumps({**results, "report": str(report_path) if report_path else None}))
         return
     click.echo(f"{results['n_queries']} queries, split {split}, model {results['model']}, {store} search")
-    click.echo(format_table(results))
+    click.echo(format_table(results))  # type: ignore[arg-type]
     if report_path:
         click.echo(f"report: {report_path}")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from qadapter.cli.options import json_option, model_option, progress_option, want_progress
 
+if TYPE_CHECKING:
+    from qadapter.pipeline import RunResult
+
 SHORT_METRICS = ("hit@1", "hit@10", "recall@10", "mrr@10", "ndcg@10", "map")
 
 
-def print_run(result: object, as_json: bool) -> None:
+def print_run(result: RunResult, as_json: bool) -> None:
     from qadapter.report import format_table
 
     if as_json:
@@ -24,11 +28,11 @@ def print_run(result: object, as_json: bool) -> None:
                     **result.results,
                 }
             )
-        )  # type: ignore[attr-defined]
+        )
         return
-    for step in result.steps:  # type: ignore[attr-defined]
+    for step in result.steps:
         click.echo(f"- {step}")
-    res = result.results  # type: ignore[attr-defined]
+    res = result.results
     short = [m for m in SHORT_METRICS if m in res["baseline"]] or list(res["baseline"])
     table = {
         **res,
@@ -36,7 +40,7 @@ def print_run(result: object, as_json: bool) -> None:
         "adapted": {m: res["adapted"][m] for m in short},
     }
     click.echo(f"\n{res['n_queries']} {res['split']} queries, {res['model']}, {res['store']} search:")
-    click.echo(format_table(table))
+    click.echo(format_table(cast(Any, table)))
 
 
 @click.command("run")

@@ -54,6 +54,10 @@ class VectorStore(Protocol):
         """Release files and locks (local Qdrant allows one client per folder)."""
         ...
 
+    def __enter__(self) -> VectorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def check_batch(
     ids: Sequence[str],
