@@ -331,3 +331,12 @@ def test_embed_workspace_checks_qrels_against_corpus_and_queries(tmp_path: Path)
         embed_workspace(ws, ["ghost-doc"], model=CountingEncoder())
     with pytest.raises(DataError, match=r"none-relevant.tsv: no query has a relevant document"):
         embed_workspace(ws, ["none-relevant"], model=CountingEncoder())
+
+
+def test_a_non_utf8_jsonl_file_is_one_data_error(tmp_path: Path) -> None:
+    from qadapter.data import read_corpus
+
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b'{"_id": "a", "text": "fine"}\n\xff\xfe not text\n')
+    with pytest.raises(DataError, match="not UTF-8 text; save the file as UTF-8"):
+        read_corpus(path)

@@ -20,11 +20,24 @@ QUERIES_FILE = "queries.jsonl"
 QRELS_DIR = "qrels"
 
 
-def _iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; errors name ``file:line``."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    with handle:
+        lineno = 0
+        while True:
+            try:
+                line = handle.readline()
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+            if not line:
+                return
+            lineno += 1
             if not line.strip():
                 continue
             try:
@@ -53,7 +66,7 @@ def read_corpus(path: str | Path) -> dict[str, Document]:
     """Read ``corpus.jsonl`` (``_id``, ``text``, optional ``title`` and ``metadata``) into ``{id: Document}``."""
     path = Path(path)
     corpus: dict[str, Document] = {}
-    for lineno, record in _iter_jsonl(path):
+    for lineno, record in iter_jsonl(path):
         doc_id = _require_str(path, lineno, record, "_id")
         if doc_id in corpus:
             raise DataError(f"{path}:{lineno}: duplicate document id '{doc_id}'; ids must be unique")
@@ -72,7 +85,7 @@ def read_queries(path: str | Path) -> dict[str, Query]:
     """Read ``queries.jsonl`` (``_id``, ``text``, optional ``metadata``) into ``{id: Query}``."""
     path = Path(path)
     queries: dict[str, Query] = {}
-    for lineno, record in _iter_jsonl(path):
+    for lineno, record in iter_jsonl(path):
         query_id = _require_str(path, lineno, record, "_id")
         if query_id in queries:
             raise DataError(f"{path}:{lineno}: duplicate query id '{query_id}'; ids must be unique")

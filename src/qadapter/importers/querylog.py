@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qadapter.data import Document, Qrels, Query
+from qadapter.data.workspace import iter_jsonl
 from qadapter.errors import DataError
 from qadapter.importers.base import ImportedData, Importer
 
@@ -80,73 +81,54 @@ def load(path: Path, corpus: Mapping[str, Document] | None = None) -> ImportedDa
     qrels: dict[str, Qrels] = {}
     split_of: dict[str, str] = {}
     lines = 0
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
-    with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
+    for lineno, record in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        extra = {k: v for k, v in record.items() if k not in FIELDS}
+        typos = sorted(k for k in extra if k.lower().startswith(("doc", "query", "score")))
+        if typos:
+            raise DataError(f"{where}: unknown field(s) {typos}; valid fields: {', '.join(FIELDS)}")
+        text = record.get("query")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: 'query' must be a non-empty string")
+        doc_ids = _strings(where, record, "doc_ids")
+        doc_texts = _strings(where, record, "doc_texts")
+        if not doc_ids and not doc_texts:
+            raise DataError(f"{where}: no 'doc_ids' or 'doc_texts'; say which chunk(s) answered the query")
+        for doc_id in doc_ids:
+            if doc_id not in corpus:
+                raise DataError(f"{where}: unknown document id '{doc_id}' (not in the corpus)")
+        if doc_texts and not by_text:
+            for doc in corpus.values():
+                by_text.setdefault(normalise(doc.text), []).append(doc.id)
+        for doc_text in doc_texts:
+            matches = by_text.get(normalise(doc_text))
+            if not matches:
+                shown = normalise(doc_text)[:60]
                 raise DataError(
-                    f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            extra = {k: v for k, v in record.items() if k not in FIELDS}
-            typos = sorted(k for k in extra if k.lower().startswith(("doc", "query", "score")))
-            if typos:
-                raise DataError(f"{where}: unknown field(s) {typos}; valid fields: {', '.join(FIELDS)}")
-            text = record.get("query")
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{where}: 'query' must be a non-empty string")
-            doc_ids = _strings(where, record, "doc_ids")
-            doc_texts = _strings(where, record, "doc_texts")
-            if not doc_ids and not doc_texts:
-                raise DataError(
-                    f"{where}: no 'doc_ids' or 'doc_texts'; say which chunk(s) answered the query"
+                    f"{where}: doc_texts entry '{shown}...' matches no chunk in the corpus (exact text, whitespace ignored)"
                 )
-            for doc_id in doc_ids:
-                if doc_id not in corpus:
-                    raise DataError(f"{where}: unknown document id '{doc_id}' (not in the corpus)")
-            if doc_texts and not by_text:
-                for doc in corpus.values():
-                    by_text.setdefault(normalise(doc.text), []).append(doc.id)
-            for doc_text in doc_texts:
-                matches = by_text.get(normalise(doc_text))
-                if not matches:
-                    shown = normalise(doc_text)[:60]
-                    raise DataError(
-                        f"{where}: doc_texts entry '{shown}...' matches no chunk in the corpus (exact text, whitespace ignored)"
-                    )
-                doc_ids.extend(matches)
-            score = _score(where, record)
-            split = record.get("split", "all")
-            if not isinstance(split, str) or not split.strip() or "/" in split:
-                raise DataError(
-                    f"{where}: 'split' must be a split name like 'train' or 'test', got {split!r}"
-                )
-            key = normalise(text)
-            query_id = query_by_text.get(key)
-            if query_id is None:
-                query_id = str(record.get("id", f"log-{len(queries) + 1}"))
-                if query_id in queries:
-                    raise DataError(f"{where}: query id '{query_id}' is already used by a different query")
-                queries[query_id] = Query(query_id, text, {"source": "query-log", **extra})
-                query_by_text[key] = query_id
-                split_of[query_id] = split
-            elif split_of[query_id] != split:
-                raise DataError(
-                    f"{where}: the same query is in split '{split_of[query_id]}' on an earlier line and '{split}' here"
-                )
-            judged = qrels.setdefault(split, {}).setdefault(query_id, {})
-            for doc_id in doc_ids:
-                judged[doc_id] = max(score, judged.get(doc_id, 0))
-            lines += 1
+            doc_ids.extend(matches)
+        score = _score(where, record)
+        split = record.get("split", "all")
+        if not isinstance(split, str) or not split.strip() or "/" in split:
+            raise DataError(f"{where}: 'split' must be a split name like 'train' or 'test', got {split!r}")
+        key = normalise(text)
+        query_id = query_by_text.get(key)
+        if query_id is None:
+            query_id = str(record.get("id", f"log-{len(queries) + 1}"))
+            if query_id in queries:
+                raise DataError(f"{where}: query id '{query_id}' is already used by a different query")
+            queries[query_id] = Query(query_id, text, {"source": "query-log", **extra})
+            query_by_text[key] = query_id
+            split_of[query_id] = split
+        elif split_of[query_id] != split:
+            raise DataError(
+                f"{where}: the same query is in split '{split_of[query_id]}' on an earlier line and '{split}' here"
+            )
+        judged = qrels.setdefault(split, {}).setdefault(query_id, {})
+        for doc_id in doc_ids:
+            judged[doc_id] = max(score, judged.get(doc_id, 0))
+        lines += 1
     if not lines:
         raise DataError(
             f'{path}: the query log is empty; expected one JSON object per line like {{"query": ..., "doc_ids": [...]}}'
