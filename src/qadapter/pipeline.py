@@ -32,6 +32,7 @@ def record_evaluation(adapter_path: str | Path | None, results: dict[str, Any]) 
     path = Path(adapter_path)
     config = read_adapter_config(path)
     config["metrics"] = {
+        "workspace": results.get("workspace"),
         "split": results["split"],
         "n_queries": results["n_queries"],
         "store": results["store"],

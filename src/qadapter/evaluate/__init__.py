@@ -104,6 +104,7 @@ def evaluate(
     per_query = {name: per_query_scores(queries.qrels, run, metrics) for name, run in runs.items()}
     comparison = compare(per_query["baseline"], per_query["adapted"], n_boot=n_boot, seed=seed)
     return {
+        "workspace": str(ws.path),
         "split": split,
         "n_queries": len(evaluated_queries(queries.qrels)),
         "model": encoder.name,
