@@ -130,7 +130,12 @@ def _ensure_queries(
             "no queries in %s and no --llm-model: using the offline pseudo-query generator (weaker)", ws.path
         )
         summary = generate(ws, offline=True, per_chunk=per_chunk, progress=progress)
-    return f"generated queries ({summary.__class__.__name__})"
+    source = (
+        f"with {llm_model}"
+        if llm_model
+        else "offline (pseudo-queries cut from the chunks: weaker than an LLM's)"
+    )
+    return f"generated {summary.queries_added} queries {source}"
 
 
 def _ensure_splits(
