@@ -262,6 +262,11 @@ def train(
             curve = _learning_curve(pick, Q, D, rels, seed, config.val_metric, augmentation)
         trained_config = next((c.config for c in candidates if c.name == chosen and c.config), None)
     else:
+        if recipe == "seed":
+            logger.warning(
+                "recipe 'seed' reproduces the original notebook for comparison; it has no validation and measurably "
+                "hurts retrieval on documents without training queries (benchmarks/results/quality.md)"
+            )
         config = recipe_config(recipe, has_pool=pool is not None, seed=seed, **overrides)
         Q_train, train_pairs = training_set(Q, range(len(rels)), rels, augmentation)
         result = fit(Q_train, D, train_pairs, config, negative_pool=pool, progress=progress)
