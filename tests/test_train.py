@@ -439,3 +439,10 @@ def test_recipes() -> None:
         recipe_config("fancy")
     names = [c.name for c in default_candidates()]
     assert names[0] == "identity" and len(names) == len(set(names))
+
+
+def test_validation_metric_must_be_a_cutoff_metric() -> None:
+    with pytest.raises(QadapterError, match="val_metric must be hit, mrr, ndcg, recall or precision"):
+        TrainConfig(val_metric="map")
+    with pytest.raises(QadapterError, match="unknown metric 'bleu@10'"):
+        TrainConfig(val_metric="bleu@10")

@@ -89,6 +89,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise QadapterError(f"invalid training config: {message}")
+        from qadapter.evaluate.metrics import parse_metric
+
+        kind, k = parse_metric(self.val_metric)
+        if kind not in ("hit", "mrr", "ndcg", "recall", "precision") or k is None:
+            raise QadapterError(
+                f"invalid training config: val_metric must be hit, mrr, ndcg, recall or precision with a cutoff "
+                f"(e.g. 'mrr@10'), got {self.val_metric!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
