@@ -340,3 +340,15 @@ def test_a_non_utf8_jsonl_file_is_one_data_error(tmp_path: Path) -> None:
     path.write_bytes(b'{"_id": "a", "text": "fine"}\n\xff\xfe not text\n')
     with pytest.raises(DataError, match="not UTF-8 text; save the file as UTF-8"):
         read_corpus(path)
+
+
+def test_workspace_reads_a_file_once_and_again_after_it_changes(tmp_path: Path) -> None:
+    from qadapter.data import Document, Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    ws.write_corpus([Document("a", "first")])
+    first = ws.corpus()
+    first["b"] = Document("b", "added by a caller")  # must not leak into the cache
+    assert set(ws.corpus()) == {"a"}
+    ws.write_corpus([Document("a", "second"), Document("c", "new")])
+    assert {d: doc.text for d, doc in ws.corpus().items()} == {"a": "second", "c": "new"}

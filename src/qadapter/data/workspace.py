@@ -160,6 +160,21 @@ class Workspace:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # parsed files, keyed by (path, inode, mtime, size): stages of one job read each file once, and a file that
+        # changed on disk is read again
+        self._parsed: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+    def _read_once(self, path: Path, reader: Any) -> Any:
+        try:
+            stat = path.stat()
+        except OSError:
+            return reader(path)  # the reader names the missing file
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # atomic writes give a new inode
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != key:
+            cached = (key, reader(path))
+            self._parsed[path] = cached
+        return dict(cached[1])  # a fresh mapping: callers may add to it without touching the cache
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -198,11 +213,11 @@ class Workspace:
 
     def corpus(self) -> dict[str, Document]:
         self.check()
-        return read_corpus(self.corpus_path)
+        return self._read_once(self.corpus_path, read_corpus)  # type: ignore[no-any-return]
 
     def queries(self) -> dict[str, Query]:
         self.check()
-        return read_queries(self.queries_path)
+        return self._read_once(self.queries_path, read_queries)  # type: ignore[no-any-return]
 
     def splits(self) -> list[str]:
         qrels_dir = self.path / QRELS_DIR
