@@ -45,12 +45,14 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option(
     "--objective",
-    type=click.Choice(["auto", "balanced", "seen"]),
+    type=click.Choice(["auto", "balanced", "seen", "covered"]),
     default="auto",
     show_default=True,
-    help="default recipe: balanced = equal weight to queries about documents with and without training queries; "
-    "seen = maximise gains on documents that have training queries, never falling below the base model on the others; "
-    "auto = seen when training queries cover at least 95% of the corpus, else balanced.",
+    help="default recipe: balanced = equal weight to queries about documents with and without training queries, "
+    "refusing maps that hurt the latter; seen = maximise gains on documents that have training queries, refusing "
+    "maps that hurt the others; covered = weigh both by their share of the corpus, reporting (not refusing) harm to "
+    "documents without training queries; auto = covered when training queries cover at least 95% of the corpus, "
+    "else balanced.",
 )
 @click.option(
     "--pseudo-queries",

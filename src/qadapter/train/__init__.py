@@ -22,6 +22,7 @@ from qadapter.errors import QadapterError
 from qadapter.train.config import History, TrainConfig
 from qadapter.train.recipes import RECIPES, recipe_config
 from qadapter.train.selection import (
+    OBJECTIVES,
     Augmentation,
     Candidate,
     SelectionResult,
@@ -33,8 +34,8 @@ from qadapter.train.trainer import fit
 
 logger = logging.getLogger(__name__)
 
-#: with at least this share of the corpus covered by training queries, objective "auto" means "seen"
-AUTO_SEEN_COVERAGE = 0.95
+#: with at least this share of the corpus covered by training queries, objective "auto" means "covered"
+AUTO_COVERED = 0.95
 
 __all__ = ["RECIPES", "TrainConfig", "TrainResult", "fit", "fit_adapter", "select", "train"]
 
@@ -89,31 +90,37 @@ def _learning_curve(
     seed: int,
     metric: str,
     augmentation: Augmentation | None = None,
+    objective: str = "balanced",
+    coverage: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Validation metric against the number of training pairs, for the chosen kind of adapter."""
-    from qadapter.train.selection import _fit_candidate, validation_split
+    """Validation metric (parts weighed as ``objective`` weighs them) against the number of training pairs, for the
+    chosen kind of adapter."""
+    from qadapter.train.selection import _fit_candidate, part_weights, validation_split
     from qadapter.train.validation import RowQueries, per_query
 
     fit_rows, parts = validation_split(rels, seed=seed)
     if not parts or chosen.method == "identity":
         return []
     val = {k: RowQueries(Q[rows], [rels[q] for q in rows]) for k, rows in parts.items()}
-    base = float(np.mean([per_query(v.embeddings, D, v.rels, [metric])[metric].mean() for v in val.values()]))
+    weights = part_weights(objective, coverage, list(val))
+
+    def score_of(transform: Any) -> float:
+        return float(
+            sum(
+                weights.get(k, 0.0) * per_query(transform(v.embeddings), D, v.rels, [metric])[metric].mean()
+                for k, v in val.items()
+            )
+        )
+
+    base = score_of(lambda x: x)
     rng = np.random.default_rng(seed)
     shuffled = [fit_rows[i] for i in rng.permutation(len(fit_rows))]
     curve = []
     for fraction in (0.1, 0.25, 0.5, 1.0):
         rows = shuffled[: max(2, int(round(fraction * len(shuffled))))]
         Q_sub, pairs = training_set(Q, rows, rels, augmentation)
-        adapter, _, _ = _fit_candidate(chosen, Q_sub, D, pairs, val)
-        score = float(
-            np.mean(
-                [
-                    per_query(adapter.transform(v.embeddings), D, v.rels, [metric])[metric].mean()
-                    for v in val.values()
-                ]
-            )
-        )
+        adapter, _, _ = _fit_candidate(chosen, Q_sub, D, pairs, None)
+        score = score_of(adapter.transform)
         n_real = sum(1 for q in rows for g in rels[q].values() if g > 0)
         curve.append({"n_pairs": n_real, "baseline": base, "adapted": score, "metric": metric})
     return curve
@@ -231,11 +238,14 @@ def train(
     curve: list[dict[str, Any]] = []
     coverage = len({d for _, d in pairs}) / max(1, len(corpus.doc_ids))
     if objective == "auto":
-        # Every document has training queries (e.g. generated for the whole corpus): what matters is new questions
-        # about them, guarded against harm on held-out documents. Otherwise weigh both kinds of documents equally.
-        objective = "seen" if coverage >= AUTO_SEEN_COVERAGE else "balanced"
-    if objective not in ("seen", "balanced"):
-        raise QadapterError(f"unknown objective '{objective}'; valid objectives: auto, balanced, seen")
+        # (Nearly) every document has training queries, e.g. questions generated for the whole corpus: what matters is
+        # new questions about them, so validation weighs each kind of document by its share of the corpus. Otherwise
+        # both kinds weigh equally and a map that hurts documents without training queries is refused.
+        objective = "covered" if coverage >= AUTO_COVERED else "balanced"
+    if objective not in OBJECTIVES:
+        raise QadapterError(
+            f"unknown objective '{objective}'; valid objectives: auto, {', '.join(OBJECTIVES)}"
+        )
     if recipe == "default":
         config = recipe_config("default", seed=seed, **overrides)
         candidates = default_candidates(config)
@@ -246,6 +256,7 @@ def train(
             candidates=candidates,
             metric=config.val_metric,
             objective=objective,
+            coverage=coverage,
             seed=seed,
             negative_pool=pool,
             augmentation=augmentation,
@@ -259,7 +270,9 @@ def train(
         )
         if learning_curve:
             pick = next((c for c in candidates if c.name == chosen and c.method != "identity"), candidates[1])
-            curve = _learning_curve(pick, Q, D, rels, seed, config.val_metric, augmentation)
+            curve = _learning_curve(
+                pick, Q, D, rels, seed, config.val_metric, augmentation, objective, coverage
+            )
         trained_config = next((c.config for c in candidates if c.name == chosen and c.config), None)
     else:
         if recipe == "seed":

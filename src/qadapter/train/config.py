@@ -53,7 +53,7 @@ class TrainConfig:
     symmetric: float = 0.0
     #: the largest batch; small training sets use smaller ones so that an epoch still takes at least 16 steps
     batch_size: int = 256
-    epochs: int = 30
+    epochs: int = 15
     warmup_steps: int = 100
     grad_clip: float = 1.0
     #: stop when the validation metric has not improved for this many epochs (0 = never stop early)

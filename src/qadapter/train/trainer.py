@@ -55,22 +55,31 @@ def fit(
     val: Mapping[str, RowQueries] | None = None,
     negative_pool: np.ndarray | None = None,
     epochs: int | None = None,
-    guard: str | None = None,
+    weights: Mapping[str, float] | None = None,
+    monitor_only: bool = False,
     progress: bool = False,
 ) -> FitResult:
     """Train ``config.kind`` on (query row, document row) ``pairs``.
 
-    With ``val``, the validation metric (mean over the given parts) is computed after every epoch; the best epoch's
-    weights are kept and training stops after ``config.patience`` epochs without improvement. ``epochs`` stops
-    training early while keeping the learning-rate schedule of ``config.epochs`` (to refit a model exactly as
-    validation saw it, for the number of epochs validation picked). With ``guard`` naming a validation part, the
-    objective is the mean of the other parts, and an epoch counts only while the guard part is not below its
-    starting (identity) score: "win where you can, never hurt where you can't".
+    With ``val``, the validation metric (mean over the given parts, or weighted by ``weights`` by part name; parts it
+    leaves out weigh 0) is computed after every epoch; the best epoch's weights are kept and training stops after
+    ``config.patience`` epochs without improvement. With ``monitor_only`` the metric is only recorded (history) and the
+    whole schedule runs. ``epochs`` stops training early while keeping the learning-rate schedule of
+    ``config.epochs``.
     """
     config = config or TrainConfig()
     with _torch_threads(1):
         return _fit(
-            query_embeddings, doc_embeddings, pairs, config, val, negative_pool, epochs, guard, progress
+            query_embeddings,
+            doc_embeddings,
+            pairs,
+            config,
+            val,
+            negative_pool,
+            epochs,
+            weights,
+            monitor_only,
+            progress,
         )
 
 
@@ -93,7 +102,8 @@ def _fit(
     val: Mapping[str, RowQueries] | None,
     negative_pool: np.ndarray | None,
     epochs: int | None,
-    guard: str | None,
+    weights: Mapping[str, float] | None,
+    monitor_only: bool,
     progress: bool,
 ) -> FitResult:
     if not len(pairs):
@@ -146,8 +156,6 @@ def _fit(
     history = History(val_metric=config.val_metric)
     best_state, best_val, best_epoch, stale = copy.deepcopy(module.state_dict()), -np.inf, 0, 0
 
-    guard_start: dict[str, np.ndarray] = {}
-
     def val_score() -> float:
         assert val is not None
         module.eval()
@@ -166,15 +174,10 @@ def _fit(
         for name, value in parts.items():
             history.val_parts.setdefault(name, []).append(value)
         module.train()
-        others = [v for k, v in parts.items() if k != guard]
-        if guard is None or guard not in parts or not others:
+        if weights is None:
             return float(np.mean(list(parts.values())))
-        if guard not in guard_start:
-            guard_start[guard] = per_part[guard]
-        # the guard part may not be clearly worse than at the start: at most 1 standard error below it
-        diff = per_part[guard] - guard_start[guard]
-        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-        return float(np.mean(others)) if diff.mean() >= -se - 1e-9 else -1.0
+        total = sum(weights.get(k, 0.0) for k in parts)
+        return float(sum(weights.get(k, 0.0) * v for k, v in parts.items()) / total) if total > 0 else 0.0
 
     if val:
         best_val = val_score()  # epoch 0: the starting point (the identity, for identity init)
@@ -222,7 +225,9 @@ def _fit(
             current = val_score()
             history.val.append(current)
             bar.set_postfix({config.val_metric: f"{current:.4f}"})
-            if current > best_val + 1e-6:
+            if monitor_only:
+                best_val, best_epoch = current, epoch
+            elif current > best_val + 1e-6:
                 best_val, best_epoch, stale = current, epoch, 0
                 best_state = copy.deepcopy(module.state_dict())
             else:
@@ -231,7 +236,7 @@ def _fit(
                     logger.info("early stop at epoch %d (best %d: %.4f)", epoch, best_epoch, best_val)
                     break
     bar.close()
-    if val:
+    if val and not monitor_only:
         module.load_state_dict(best_state)
     else:
         best_epoch = history.epochs[-1]
