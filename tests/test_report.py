@@ -107,7 +107,13 @@ def test_full_report_for_an_improved_adapter(tmp_path):
     assert "| linear | kind=linear, lr=0.001 | 0.390 | yes |" in text
     assert "lowrank\\|r=16" in text  # pipes in names cannot break the table
     assert "Highest validation mrr@10." in text
-    assert "Best validation mrr@10 0.390 at epoch 3 of 4." in text
+    # no best_epoch recorded: the last epoch's weights were kept
+    assert (
+        "Validation mrr@10 0.380 at epoch 4 of 4 (the weights kept); its highest, 0.390, was at epoch 3."
+        in text
+    )
+    early = write_report(tmp_path / "early", results, history={**HISTORY, "best_epoch": 3})[0].read_text()
+    assert "Validation mrr@10 0.390 at epoch 3 of 4 (the weights kept)." in early
     assert "more labelled queries would likely help" in text  # +0.04 from 400 to 800 pairs
     assert not list(tmp_path.glob("adapter/.*.tmp"))  # atomic writes leave no temp files
 

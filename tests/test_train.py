@@ -38,8 +38,17 @@ from qadapter.train.validation import RowQueries, score  # noqa: E402
 #: toward a uniform distribution over all candidates rewards a shared offset (the bias grows) and held-out hit@1
 #: drops to about 0.94; a small weight decay shrinks the identity component that the loss stops pushing on once
 #: rankings are right, so the learned map itself approaches the planted one.
+# temperature pinned at 0.05: at the default 0.03 the softmax saturates sooner once rankings are right, and the map is
+# recovered less exactly (cosine 0.935 against 0.985; retrieval is perfect either way)
 PLANTED_CONFIG = TrainConfig(
-    kind="linear", lr=1e-2, epochs=60, warmup_steps=10, patience=0, label_smoothing=0.0, weight_decay=1.0
+    kind="linear",
+    lr=1e-2,
+    epochs=60,
+    warmup_steps=10,
+    patience=0,
+    label_smoothing=0.0,
+    weight_decay=1.0,
+    temperature=0.05,
 )
 
 
@@ -338,7 +347,8 @@ def test_fit_adapter_runs_every_recipe(small: Planted, recipe: str) -> None:
         assert adapter.kind == "linear" and adapter.config["training"]["epochs"] == 15
         assert not np.array_equal(adapter.tensors["weight"], np.eye(16, dtype=np.float32))
     else:  # default (selection) and seed (notebook triplet recipe) both learn most of the small planted task
-        assert small.hit1(None, small.test) < 0.05 and small.hit1(adapter, small.test) > 0.7
+        # (default: 0.64 at temperature 0.03 from 150 fitting queries, 0.82 at 0.05, whose softmax saturates later)
+        assert small.hit1(None, small.test) < 0.05 and small.hit1(adapter, small.test) > 0.6
     if recipe == "seed":
         assert adapter.config["training"]["loss"] == "triplet"
         assert adapter.config["training"]["negatives"] == "corpus"

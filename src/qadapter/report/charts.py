@@ -71,9 +71,10 @@ def training_chart(path: str | Path, history: History) -> Path:
         else:
             name = history.get("val_metric", "validation metric")
             ax.plot(epochs, series, marker="o", markersize=3, color=ADAPTED_COLOR)
-            best = int(np.argmax(series))
-            ax.scatter([epochs[best]], [series[best]], s=60, facecolors="none", edgecolors="black", zorder=3)
-            ax.set_title(f"validation {name} (circle: best)", fontsize=10)
+            kept = history.get("best_epoch")
+            at = epochs.index(kept) if kept in epochs else len(series) - 1
+            ax.scatter([epochs[at]], [series[at]], s=60, facecolors="none", edgecolors="black", zorder=3)
+            ax.set_title(f"validation {name} (circle: kept)", fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -45,6 +45,7 @@ class History(TypedDict, total=False):
     train_loss: list[float]
     val: list[float]  # validation metric per epoch
     val_metric: str  # e.g. "mrr@10"
+    best_epoch: int  # the epoch whose weights were kept (else the last)
 
 
 class CurvePoint(TypedDict):
@@ -311,7 +312,11 @@ def _training_summary(history: History) -> list[str]:
         return []
     epochs = history.get("epochs") or list(range(1, len(val) + 1))
     best = max(range(len(val)), key=lambda i: val[i])
-    return [f"Best validation {name} {val[best]:.3f} at epoch {epochs[best]} of {epochs[-1]}.", ""]
+    kept = epochs.index(history["best_epoch"]) if history.get("best_epoch") in epochs else len(val) - 1
+    line = f"Validation {name} {val[kept]:.3f} at epoch {epochs[kept]} of {epochs[-1]} (the weights kept)"
+    if best != kept:
+        line += f"; its highest, {val[best]:.3f}, was at epoch {epochs[best]}"
+    return [line + ".", ""]
 
 
 def _curve_table(curve: Sequence[CurvePoint]) -> list[str]:
