@@ -271,7 +271,7 @@ def select(
 
     Q_fit, fit_pairs = training_set(query_embeddings, fit_rows, rels, augmentation)
     # Every candidate trains its whole schedule and is judged once, at its end, on the validation parts. Picking
-    # epochs on validation data as well (tried before 0.2) needed half of it to early-stop, which left noisier
+    # epochs on validation data as well (the first design) needed half of it to early-stop, which left noisier
     # judges, and the refit's epoch count inherited that noise: on AppleQA development splits it cost about
     # 0.01-0.02 MRR@10 against fixed schedules (benchmarks/results/recipe_dev.md).
     judge = {
