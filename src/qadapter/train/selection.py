@@ -283,7 +283,7 @@ def select(
     }
 
     table: list[dict[str, Any]] = []
-    fitted: dict[str, tuple[History | None, int]] = {}
+    histories: dict[str, History | None] = {}
     part_weight = part_weights(objective, coverage, list(judge))
     for cand in candidates:
         t0 = time.perf_counter()
@@ -298,7 +298,7 @@ def select(
             progress=progress,
             weights=part_weight,
         )
-        fitted[cand.name] = (history, best_epoch)
+        histories[cand.name] = history
         row: dict[str, Any] = {
             "name": cand.name,
             "params": cand.describe(),
@@ -370,7 +370,7 @@ def select(
             "need queries of their own and a retrain (or train with --objective balanced, which refuses such maps)"
         )
         logger.warning(reason)
-    history, _ = fitted[cand.name]
+    history = histories[cand.name]
     Q_all, all_pairs = training_set(query_embeddings, range(len(rels)), rels, augmentation)
     adapter, _, _ = _fit_candidate(
         cand, Q_all, doc_embeddings, all_pairs, None, negative_pool=negative_pool, progress=progress
