@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from qadapter.adapters import Adapter, save_adapter
+from qadapter.core.vectors import search
 from qadapter.data import Query
 from qadapter.embedding import embed_workspace
 from qadapter.errors import QadapterError
-from qadapter.evaluate.search import search
 from qadapter.stores import get_store
 from qadapter.stores.importing import import_from_store
 

@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from qadapter.errors import QadapterError
-from qadapter.evaluate.metrics import (
+from qadapter.core.metrics import (
     default_metrics,
     evaluate_run,
     evaluated_queries,
@@ -17,6 +16,7 @@ from qadapter.evaluate.metrics import (
     per_query_scores,
     rank,
 )
+from qadapter.errors import QadapterError
 
 # q1: two relevant documents (d1, d3); the run ranks d2, d1, d4, d3 -> relevance flags 0, 1, 0, 1.
 QRELS_BINARY = {"q1": {"d1": 1, "d3": 1}}

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
+from qadapter.core.vectors import normalize, search, search_run
 from qadapter.errors import QadapterError
-from qadapter.evaluate.search import normalize, search, search_run
 from qadapter.stores import STORES, get_store, store_run
 
 #: backend -> the client module its extra installs.

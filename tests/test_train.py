@@ -17,8 +17,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from qadapter.adapters import Adapter  # noqa: E402
+from qadapter.core.vectors import normalize, search  # noqa: E402
 from qadapter.errors import QadapterError  # noqa: E402
-from qadapter.evaluate.search import normalize, search  # noqa: E402
 from qadapter.train import RECIPES, TrainConfig, fit, fit_adapter, select  # noqa: E402
 from qadapter.train.closed_form import procrustes_adapter, ridge_adapter  # noqa: E402
 from qadapter.train.losses import contrastive_loss  # noqa: E402

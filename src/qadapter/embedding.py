@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.data.types import Qrels
 from qadapter.data.workspace import Workspace
 from qadapter.encoders import EmbeddingCache, Encoder, embed, get_encoder
@@ -120,9 +121,7 @@ def embed_workspace(
     """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache."""
     ws = path if isinstance(path, Workspace) else Workspace(path)
     encoder = (
-        model
-        if model is not None and not isinstance(model, str)
-        else get_encoder(model or "all-MiniLM-L6-v2")
+        model if model is not None and not isinstance(model, str) else get_encoder(model or DEFAULT_MODEL)
     )
     with cache_for(ws) as cache:
         corpus = embed_corpus(ws, encoder, cache=cache, progress=progress)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qadapter.adapters.artifact import CARD_FILE, CONFIG_FILE, read_adapter_config
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.data.atomic import atomic_open
 from qadapter.data.workspace import Workspace
 from qadapter.errors import QadapterError
@@ -166,7 +167,7 @@ def run(
     split_by: str = "document",
     test_fraction: float = 0.2,
     recipe: str = "default",
-    model: str = "all-MiniLM-L6-v2",
+    model: str = DEFAULT_MODEL,
     store: str = "exact",
     llm_model: str | None = None,
     base_url: str | None = None,

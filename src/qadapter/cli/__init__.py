@@ -89,6 +89,8 @@ def cli(verbose: int) -> None:
     """qadapter: better retrieval for your RAG app with a query-side adapter, without re-embedding your corpus."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # progress lines (qadapter.core.progress) when stderr is not a terminal: shown at the default verbosity
+    logging.getLogger("qadapter.progress").setLevel(min(level, logging.INFO))
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -58,9 +58,9 @@ def evaluate_command(
 
     With --json, stdout carries exactly one JSON object: {"n_queries", "baseline": {...}, "adapted": {...}, ...}.
     """
+    from qadapter.core.metrics import default_metrics
     from qadapter.errors import QadapterError
     from qadapter.evaluate import evaluate
-    from qadapter.evaluate.metrics import default_metrics
     from qadapter.pipeline import record_evaluation
     from qadapter.report import format_table
 

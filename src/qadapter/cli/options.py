@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from qadapter.encoders import DEFAULT_MODEL
+from qadapter.core.defaults import DEFAULT_MODEL
 
 model_option = click.option(
     "--model",
@@ -33,14 +33,15 @@ json_option = click.option(
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 
 progress_option = click.option(
-    "--progress/--no-progress", default=None, help="Show progress bars (default: when stderr is a terminal)."
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress (default: on; a bar on a terminal, a line every few seconds otherwise).",
 )
 
 
 def want_progress(flag: bool | None) -> bool:
-    import sys
-
-    return sys.stderr.isatty() if flag is None else flag
+    """Progress is on unless ``--no-progress``: a bar on a terminal, log lines at a steady interval elsewhere."""
+    return True if flag is None else flag
 
 
 def load_config_file(path: str | None) -> dict:

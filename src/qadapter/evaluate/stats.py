@@ -68,7 +68,7 @@ def compare(
     """Compare two systems metric by metric on the same queries.
 
     ``baseline`` and ``adapted`` map metric names to per-query arrays in the same query order, as returned by
-    :func:`qadapter.evaluate.metrics.per_query_scores` for the same qrels. Results are deterministic for a
+    :func:`qadapter.core.metrics.per_query_scores` for the same qrels. Results are deterministic for a
     given ``seed``. Returns ``{metric: MetricComparison}`` in ``baseline``'s metric order.
     """
     if set(baseline) != set(adapted):

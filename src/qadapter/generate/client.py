@@ -100,7 +100,7 @@ class ChatClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
-        openai = require("openai", extra="generate", purpose="generating queries with an LLM")
+        openai = require("openai", extra="openai", purpose="generating queries with an LLM")
         self._openai = openai
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")

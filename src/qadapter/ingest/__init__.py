@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.data import Document, Workspace, write_corpus
 from qadapter.data.atomic import atomic_dir, atomic_open
 from qadapter.errors import ArtifactError, DataError, QadapterError
@@ -116,7 +117,7 @@ def ingest(
     chunk_size: int | None = None,
     overlap: int | None = None,
     unit: Unit = "tokens",
-    model: str = "all-MiniLM-L6-v2",
+    model: str = DEFAULT_MODEL,
     overwrite: bool = False,
     progress: bool = False,
     skip_bad: bool = False,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.errors import QadapterError
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class Chunker:
         overlap: int | None = None,
         *,
         unit: Unit = "tokens",
-        model: str = "all-MiniLM-L6-v2",
+        model: str = DEFAULT_MODEL,
     ) -> None:
         if unit not in UNITS:
             raise QadapterError(f"unknown chunking unit '{unit}'; choose one of: {', '.join(UNITS)}")

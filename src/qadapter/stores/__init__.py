@@ -43,7 +43,7 @@ def get_store(name: str, path: str | Path, collection: str, *, create: bool = Fa
 def store_run(
     store: VectorStore, query_ids: Sequence[str], query_embeddings: np.ndarray, *, k: int = 100
 ) -> Run:
-    """Query ``store`` and return a TREC-style run, comparable with :func:`qadapter.evaluate.search.search_run`.
+    """Query ``store`` and return a TREC-style run, comparable with :func:`qadapter.core.vectors.search_run`.
 
     Use it to evaluate retrieval as the app sees it (the store's own, possibly approximate, index), e.g. with
     adapted query vectors: ``store_run(store, ids, adapter.transform(q), k=10)``.

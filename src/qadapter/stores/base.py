@@ -4,7 +4,7 @@ qadapter reads a store's ids, documents and stored vectors (so the corpus is nev
 adapted query vectors. Every backend (Chroma, LanceDB, Qdrant) implements this one small protocol, and one contract
 test runs against all of them, so adding a backend means adding one file and one registry line.
 
-Scores are cosine similarities (higher is better), the same scale as :func:`qadapter.evaluate.search.search`, so a
+Scores are cosine similarities (higher is better), the same scale as :func:`qadapter.core.vectors.search`, so a
 store's results can be compared with qadapter's exact search.
 """
 

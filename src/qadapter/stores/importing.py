@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qadapter.core.vectors import normalize
 from qadapter.data import Document, Workspace
 from qadapter.embedding import cache_for
 from qadapter.encoders import Encoder
 from qadapter.errors import DataError, QadapterError
-from qadapter.evaluate.search import normalize
 from qadapter.stores.base import VectorStore
 
 logger = logging.getLogger(__name__)

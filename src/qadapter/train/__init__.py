@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from qadapter.adapters import Adapter, save_adapter
+from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.data.workspace import Workspace
 from qadapter.encoders import Encoder, get_encoder
 from qadapter.errors import QadapterError
@@ -192,7 +193,7 @@ def train(
     *,
     output: str | Path | None = None,
     recipe: str = "default",
-    model: str | Encoder = "all-MiniLM-L6-v2",
+    model: str | Encoder = DEFAULT_MODEL,
     negatives: str | Path | None = None,
     seed: int = 0,
     objective: str = "auto",

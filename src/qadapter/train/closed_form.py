@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qadapter.adapters import Adapter
-from qadapter.evaluate.search import normalize
+from qadapter.core.vectors import normalize
 
 
 def _targets(

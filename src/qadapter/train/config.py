@@ -90,7 +90,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise QadapterError(f"invalid training config: {message}")
-        from qadapter.evaluate.metrics import parse_metric
+        from qadapter.core.metrics import parse_metric
 
         kind, k = parse_metric(self.val_metric)
         if kind not in ("hit", "mrr", "ndcg", "recall", "precision") or k is None:

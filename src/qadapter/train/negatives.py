@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qadapter.evaluate.search import normalize, search
+from qadapter.core.vectors import normalize, search
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Validation runs after every epoch of every candidate, so it is vectorised: the top-k document rows of all queries are
 compared with a padded array of their relevant rows at once (no per-query dictionaries). The formulas are those of
-:mod:`qadapter.evaluate.metrics` (tests check that both agree).
+:mod:`qadapter.core.metrics` (tests check that both agree).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qadapter.evaluate.metrics import parse_metric
-from qadapter.evaluate.search import search
+from qadapter.core.metrics import parse_metric
+from qadapter.core.vectors import search
 
 _FAST = {"hit", "mrr", "ndcg", "recall", "precision"}
 
