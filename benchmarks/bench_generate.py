@@ -40,7 +40,7 @@ def bench_one(url: str, latency: float, concurrency: int, chunks: int) -> dict:
         )
         start = time.perf_counter()
         summary = generate(
-            ws, model="bench", base_url=url, concurrency=concurrency, per_chunk=5, dedup_threshold=None
+            ws, model="bench", llm_base_url=url, concurrency=concurrency, per_chunk=5, dedup_threshold=None
         )
         wall = time.perf_counter() - start
         if summary.answered != chunks or summary.requests != chunks:
