@@ -144,6 +144,7 @@ def run(
     """
     ws = Workspace(workspace)
     adapter_path = Path(adapter) if adapter else ws.path / "adapter"
+    encoder = _embedding_model(model, base_url)  # a wrong --base-url fails before any work
     steps = [_prepare_workspace(ws, sources, progress=progress, chunk_size=chunk_size, overlap=overlap)]
     with workspace_lock(ws.path, "run"):
         for step in (
@@ -154,7 +155,6 @@ def run(
         ):
             if step:
                 steps.append(step)
-        encoder = _embedding_model(model, base_url)
         done, results, report = _train_and_evaluate(
             ws, adapter_path, encoder, (train_split, test_split), recipe=recipe, store=store, seed=seed,
             pseudo_queries=pseudo_queries, progress=progress,
