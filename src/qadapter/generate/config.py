@@ -60,29 +60,29 @@ class GenerateConfig:
     offline: bool = False
 
     def __post_init__(self) -> None:
-        def positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if value is None or value <= 0:
-                raise QadapterError(f"{name} must be a positive number, got {value!r}")
-
         if not self.offline and not self.model.strip():
             raise QadapterError(
                 "no model given; pass --model NAME (a chat model on an OpenAI-compatible endpoint) or --offline"
             )
-        positive("per_chunk", self.per_chunk)
-        positive("concurrency", self.concurrency)
-        positive("rpm", self.rpm, allow_none=True)
-        positive("tpm", self.tpm, allow_none=True)
-        positive("timeout", self.timeout)
-        positive("max_chars", self.max_chars)
-        positive("max_tokens", self.max_tokens, allow_none=True)
+        self._check_counts()
+        self._check_ranges()
+        self._check_names()
+
+    def _check_counts(self) -> None:
+        for name in ("per_chunk", "concurrency", "rpm", "tpm", "timeout", "max_chars", "max_tokens"):
+            value = getattr(self, name)
+            if value is None and name in ("rpm", "tpm", "max_tokens"):
+                continue
+            if value is None or value <= 0:
+                raise QadapterError(f"{name} must be a positive number, got {value!r}")
         if self.per_chunk > 100:
             raise QadapterError(
                 f"per_chunk must be at most 100, got {self.per_chunk}; ask for fewer questions per call"
             )
         if self.max_retries < 0 or self.max_parse_retries < 0 or self.num_examples < 0:
             raise QadapterError("max_retries, max_parse_retries and num_examples must be >= 0")
+
+    def _check_ranges(self) -> None:
         if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
             raise QadapterError("backoff_base must be >= 0 and backoff_max >= backoff_base")
         if not 0.0 <= self.copy_threshold <= 1.0:
@@ -95,6 +95,8 @@ class GenerateConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise QadapterError(f"{name} must be >= 0 (USD per million tokens), got {value}")
+
+    def _check_names(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.split):
             raise QadapterError(f"split name {self.split!r} may only use letters, digits, '_', '-' and '.'")
         if self.run is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.run):
