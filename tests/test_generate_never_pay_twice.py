@@ -156,3 +156,42 @@ def test_a_concurrent_second_run_fails_at_once_and_pays_nothing(tmp_path) -> Non
         again = generate(ws, model="m", llm_base_url=server.url, **FAST)
         assert (again.requested, again.already_done) == (0, 6)
     assert len(ws.queries()) == 30
+
+
+def _legacy_journal(ws: Workspace, per_chunk: int, docs: list[str]) -> None:
+    """A journal as written before answers carried a request key: records by doc_id, settings beside it."""
+    from qadapter.generate.journal import Journal, write_run_meta
+    from qadapter.generate.prompts import load_prompt
+
+    prompt = load_prompt("default")
+    path = ws.state_dir / "generate" / "m-default-0123abcd.jsonl"
+    config = {"model": "m", "base_url": "http://localhost:1/v1/", "per_chunk": per_chunk, "examples": None,
+              "num_examples": 5, "seed": 0, "temperature": 0.7}  # fmt: skip
+    prompt_meta = {
+        "name": prompt.name,
+        "version": prompt.version,
+        "system": prompt.system,
+        "user": prompt.user,
+    }
+    write_run_meta(path.with_suffix(".json"), {"config": config, "prompt": prompt_meta})
+    with Journal(path) as journal:
+        for doc_id in docs:
+            questions = [f"legacy question {i} about {doc_id} widgets" for i in range(per_chunk)]
+            journal.append({"doc_id": doc_id, "status": "ok", "questions": questions, "model": "m",
+                            "prompt": prompt.name, "prompt_version": prompt.version, "usage": {}})  # fmt: skip
+
+
+def test_answers_journaled_before_request_keys_are_reused_when_the_run_asked_the_same(tmp_path) -> None:  # noqa: ANN001
+    ws = make_workspace(tmp_path, 4)
+    _legacy_journal(ws, 5, ["d0", "d1"])
+    _legacy_journal_other = tmp_path / "other"
+    other = make_workspace(_legacy_journal_other, 4)
+    _legacy_journal(other, 3, ["d0", "d1"])  # asked for 3 questions: not what a 5-question run asks
+    with FakeLLMServer() as server:
+        summary = generate(ws, model="m", llm_base_url=server.url, **FAST)
+        assert (summary.already_done, summary.requested) == (2, 2)
+        assert server.requested() == {"d2": 1, "d3": 1}
+        assert "legacy question 0 about d0 widgets" in {q.text for q in ws.queries().values()}
+        server.reset_records()
+        mismatch = generate(other, model="m", llm_base_url=server.url, **FAST)
+        assert mismatch.requested == 4 and server.requested() == {f"d{i}": 1 for i in range(4)}

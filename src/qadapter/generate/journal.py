@@ -173,17 +173,39 @@ class Journal:
 class AnswerIndex:
     """The usable answers of every journal in a folder, by :func:`request_key`: what a run need not ask again.
 
-    Answers journaled before records carried a key are not matched: their requests cannot be
-    told apart from a changed prompt or chunk, and reusing a wrong answer is worse than paying once more.
+    Answers journaled before records carried a key (``legacy``) are matched by :meth:`adopt_legacy`.
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._by_key: dict[str, dict[str, Any]] = {}
+        self.legacy: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (run settings, record) without a key
         for path in sorted(journal.path.parent.glob("*.jsonl")):
             if path.resolve() != journal.path.resolve():
-                self.add(Journal(path).records)
+                self._take(Journal(path))
+        self._take(journal)
+
+    def _take(self, journal: Journal) -> None:
         self.add(journal.records)
+        old = [r for r in journal.records if r.get("status") == "ok" and "key" not in r]
+        if old:
+            meta = read_run_meta(journal.path.with_suffix(".json"))
+            self.legacy += [(meta, r) for r in old]
+
+    def adopt_legacy(self, keys: dict[str, str], asked: dict[str, Any]) -> int:
+        """Reuse answers journaled before answers carried a key, for ``keys`` (``{doc_id: request_key}``).
+
+        Such an answer counts when its run asked the same thing as now: ``asked`` (model, per_chunk, examples,
+        num_examples, seed, and the prompt's name, version, system and user text) equals what the run's saved
+        settings say. Returns how many chunks it answered.
+        """
+        adopted = 0
+        for meta, record in self.legacy:
+            key = keys.get(record["doc_id"])
+            if key is not None and key not in self._by_key and _asked_in(meta) == asked:
+                self._by_key[key] = record
+                adopted += 1
+        return adopted
 
     def add(self, records: Iterable[dict[str, Any]]) -> None:
         for record in records:
@@ -238,6 +260,29 @@ class GroupCommitWriter:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+
+def asked(config: dict[str, Any], prompt: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run that decide what it asks (for matching answers saved without a key)."""
+    fields = ("model", "per_chunk", "examples", "num_examples", "seed")
+    return {
+        **{f: config.get(f) for f in fields},
+        **{f"prompt_{k}": prompt.get(k) for k in ("name", "version", "system", "user")},
+    }
+
+
+def _asked_in(meta: dict[str, Any]) -> dict[str, Any] | None:
+    config, prompt = meta.get("config"), meta.get("prompt")
+    return asked(config, prompt) if isinstance(config, dict) and isinstance(prompt, dict) else None
+
+
+def read_run_meta(path: Path) -> dict[str, Any]:
+    """The settings saved next to a journal, or ``{}`` when there are none or they cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_run_meta(path: Path, meta: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from qadapter.errors import QadapterError
 from qadapter.generate.config import GenerateConfig
 from qadapter.generate.endpoint import normalize_base_url, resolve_llm_base_url
 from qadapter.generate.filters import FilterReport, dedup_by_embedding, filter_questions
-from qadapter.generate.journal import AnswerIndex, Journal, Usage, request_key, write_run_meta
+from qadapter.generate.journal import AnswerIndex, Journal, Usage, asked, request_key, write_run_meta
 from qadapter.generate.prompts import PromptTemplate, load_examples, load_prompt
 from qadapter.generate.runner import build_messages, estimate_request
 from qadapter.generate.summary import GenerateSummary, usage_dict
@@ -70,12 +70,14 @@ def plan(ws: Workspace, docs: Sequence[Document], config: GenerateConfig) -> Pla
     journal = Journal(ws.state_dir / "generate" / f"{run}.jsonl")
     index = AnswerIndex(journal)
     keys = {d.id: request_key(config.model, build_messages(d, prompt, config, examples)) for d in docs}
+    if index.legacy:
+        index.adopt_legacy(keys, asked(config.to_dict(), _prompt_dict(prompt)))
     todo: list[Document] = []
-    asked: set[str] = set()
+    queued: set[str] = set()
     for doc in docs:
         key = keys[doc.id]
-        if key not in index and key not in asked:
-            asked.add(key)
+        if key not in index and key not in queued:
+            queued.add(key)
             todo.append(doc)
     return Plan(config, prompt, examples, run, journal, index, keys, todo)
 
@@ -113,17 +115,12 @@ def estimate(p: Plan, summary: GenerateSummary) -> None:
         summary.example_messages = build_messages(p.todo[0], p.prompt, p.config, p.examples)
 
 
+def _prompt_dict(prompt: PromptTemplate) -> dict[str, str]:
+    return {"name": prompt.name, "version": prompt.version, "system": prompt.system, "user": prompt.user}
+
+
 def _save_run_meta(p: Plan, endpoint: str | None) -> None:
-    meta = {
-        "config": p.config.to_dict(),
-        "endpoint": endpoint,
-        "prompt": {
-            "name": p.prompt.name,
-            "version": p.prompt.version,
-            "system": p.prompt.system,
-            "user": p.prompt.user,
-        },
-    }
+    meta = {"config": p.config.to_dict(), "endpoint": endpoint, "prompt": _prompt_dict(p.prompt)}
     try:
         write_run_meta(p.journal.path.with_suffix(".json"), meta)
     except OSError as exc:
