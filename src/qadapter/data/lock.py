@@ -59,6 +59,14 @@ class LockInfo:
     command: str
 
 
+def _command() -> str:
+    """The running command as a person typed it: ``qadapter generate ws ...`` rather than a path to __main__.py."""
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    if program in ("__main__.py", "qadapter", "-m", "-c"):
+        program = "qadapter" if program != "-c" else "python -c"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def _describe(holder: dict[str, Any]) -> str:
     started = holder.get("started")
     when = (
@@ -105,7 +113,7 @@ def _acquire(lock_path: Path, job: str) -> int:
     previous = _read_holder(fd)
     if previous.get("pid") not in (None, os.getpid()):
         logger.info("taking over the lock of %s, which is no longer running", _describe(previous))
-    info = {"pid": os.getpid(), "job": job, "command": " ".join(sys.argv), "started": round(time.time(), 3)}
+    info = {"pid": os.getpid(), "job": job, "command": _command(), "started": round(time.time(), 3)}
     try:
         _record_holder(fd, info)
     except OSError as exc:  # a full disk must not stop the lock itself; only the holder's name is lost
@@ -121,7 +129,7 @@ def workspace_lock(path: str | Path, job: str) -> Iterator[LockInfo]:
     Re-entrant within a process; a lock of a dead process is taken over.
     """
     lock_path = (Path(path) / LOCK_FILE).resolve()
-    info = LockInfo(lock_path, os.getpid(), job, " ".join(sys.argv))
+    info = LockInfo(lock_path, os.getpid(), job, _command())
     try:
         import fcntl  # noqa: F401
     except ImportError:  # pragma: no cover - Windows
