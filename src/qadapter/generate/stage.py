@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Mapping
@@ -42,7 +43,7 @@ def generate(
 
     Never pays twice: an answer saved for the same (chunk text, model, prompt) in any earlier run is reused,
     whatever endpoint spelling, limits or run name. The workspace is locked for the call
-    (:func:`qadapter.data.lock.workspace_lock`): a second writer fails at once.
+    (:func:`qadapter.data.lock.workspace_lock`; not for a dry run): a second writer fails at once.
     Chunks that still fail after every retry are listed in ``summary.failed`` and everything else is written;
     re-running the same call asks only for them. Errors that retrying cannot fix raise :class:`QadapterError`.
     """
@@ -50,7 +51,9 @@ def generate(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = _settings(config, settings)
     docs = select_documents(ws.corpus(), documents, limit)
-    with workspace_lock(ws.path, "generate"):
+    with (
+        contextlib.nullcontext() if dry_run else workspace_lock(ws.path, "generate")
+    ):  # a dry run writes nothing
         if config.offline:
             summary = generate_offline(ws, docs, config, dry_run=dry_run, replace=replace)
         else:
