@@ -143,8 +143,9 @@ def generate_command(ctx: click.Context, workspace: str, config_file: str | None
                      no_progress: bool, as_json: bool, **params: Any) -> None:  # fmt: skip
     """Write synthetic queries and qrels for every chunk of WORKSPACE.
 
-    Every answer is saved as it arrives; after Ctrl-C or a crash, re-run the same command and only the chunks
-    without an answer are requested.
+    Every answer is saved as it arrives, keyed by what was asked (model, chunk, prompt); after Ctrl-C or a crash,
+    re-run and only the chunks without an answer are requested, whatever the endpoint's spelling or limits. A
+    second writer into the same workspace stops at once with the running one's pid.
     """
     from qadapter.generate import GenerateConfig, generate
     from qadapter.generate.summary import describe
