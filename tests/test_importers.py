@@ -208,8 +208,8 @@ def test_query_log_ids_texts_scores_and_merging(tmp_path: Path, corpus_ws: Works
     ws = import_data(log, tmp_path / "ws", corpus=corpus_ws.path)
     queries = ws.queries()
     assert list(queries) == ["log-1", "log-2", "u42"]
-    assert queries["log-1"].metadata == {"source": "query-log", "ts": 17}
-    assert ws.qrels("all") == {"log-1": {"faq-1": 1, "faq-3": 1}, "log-2": {"faq-2": 2}}
+    assert queries["log-1"].metadata == {"source": "log", "ts": 17}
+    assert ws.qrels("log") == {"log-1": {"faq-1": 1, "faq-3": 1}, "log-2": {"faq-2": 2}}
     assert ws.qrels("test") == {"u42": {"faq-3": 1}}
     assert set(ws.corpus()) == {"faq-1", "faq-2", "faq-3"}
 
@@ -251,17 +251,22 @@ def test_query_log_into_the_ingested_workspace_in_place(tmp_path: Path, corpus_w
     corpus_before = corpus_ws.corpus_path.read_bytes()
     log = write_lines(tmp_path / "log.jsonl", [{"query": "refund time", "doc_ids": ["faq-2"]}])
     ws = import_data(log, corpus_ws.path)
-    assert ws.qrels("all") == {"log-1": {"faq-2": 1}}
+    assert ws.qrels("log") == {"log-1": {"faq-2": 1}}
     assert ws.corpus_path.read_bytes() == corpus_before
-    # a second import would replace the queries: refused unless asked
+    # a second log in another split adds up: the first log's queries and split stay
     log2 = write_lines(
         tmp_path / "log2.jsonl", [{"query": "shipping", "doc_ids": ["faq-3"], "split": "test"}]
     )
-    with pytest.raises(ArtifactError, match="already has queries"):
-        import_data(log2, corpus_ws.path)
-    ws = import_data(log2, corpus_ws.path, overwrite=True)
-    assert ws.splits() == ["test"] and list(ws.queries()) == ["log-1"]
-    assert ws.qrels("test") == {"log-1": {"faq-3": 1}}
+    ws = import_data(log2, corpus_ws.path)
+    assert ws.splits() == ["log", "test"] and list(ws.queries()) == ["log-1", "log-2"]
+    assert ws.qrels("test") == {"log-2": {"faq-3": 1}} and ws.qrels("log") == {"log-1": {"faq-2": 1}}
+    # the same split again would replace it: refused unless asked; replacing keeps every query
+    log3 = write_lines(tmp_path / "log3.jsonl", [{"query": "refund time", "doc_ids": ["faq-1"]}])
+    with pytest.raises(ArtifactError, match=r"qrels/log.tsv already exists .*pass --overwrite"):
+        import_data(log3, corpus_ws.path)
+    ws = import_data(log3, corpus_ws.path, overwrite=True)
+    assert list(ws.queries()) == ["log-1", "log-2"]  # the same text keeps its id
+    assert ws.qrels("log") == {"log-1": {"faq-1": 1}} and ws.qrels("test") == {"log-2": {"faq-3": 1}}
 
 
 def test_query_log_errors_leave_workspace_untouched(tmp_path: Path, corpus_ws: Workspace) -> None:
@@ -311,7 +316,7 @@ def test_cli_import(tmp_path: Path, corpus_ws: Workspace) -> None:
         "format": "querylog",
         "documents": 3,
         "queries": 1,
-        "qrels": {"all": 1},
+        "qrels": {"log": 1},
     }
 
 
