@@ -28,7 +28,7 @@ def iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark at the start is dropped, not an error
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     with handle:
@@ -99,22 +99,30 @@ def read_qrels(path: str | Path) -> Qrels:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     qrels: Qrels = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for lineno, row in enumerate(reader, start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if lineno == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}:
-                continue
-            if len(row) < 3:
-                raise DataError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}"
-                )
-            where = f"{path}:{lineno}"
-            query_id = validate_id(row[0].strip(), where=where, what="query-id")
-            doc_id = validate_id(row[1].strip(), where=where, what="corpus-id")
-            qrels.setdefault(query_id, {})[doc_id] = parse_score(row[2].strip(), where=where)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            _read_qrels_rows(path, csv.reader(handle, delimiter="\t"), qrels)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable TSV file ({exc})") from None
     return qrels
+
+
+def _read_qrels_rows(path: Path, reader: Iterable[list[str]], qrels: Qrels) -> None:
+    for lineno, row in enumerate(reader, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if lineno == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}:
+            continue
+        if len(row) < 3:
+            raise DataError(
+                f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}"
+            )
+        where = f"{path}:{lineno}"
+        query_id = validate_id(row[0].strip(), where=where, what="query-id")
+        doc_id = validate_id(row[1].strip(), where=where, what="corpus-id")
+        qrels.setdefault(query_id, {})[doc_id] = parse_score(row[2].strip(), where=where)
 
 
 _WHOLE = re.compile(r"[+-]?\d{1,9}(\.0*)?")

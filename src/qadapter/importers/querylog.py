@@ -152,13 +152,16 @@ def parse_line(where: str, record: dict[str, Any], index: _TextIndex) -> LogLine
 
 @dataclass
 class _Collected:
-    """Queries and qrels built line by line; a repeated query text merges into the first one."""
+    """Queries and qrels built line by line; a repeated query text merges into the first one.
+
+    Queries without an ``id`` are keyed ``#<n>`` while reading and numbered ``log-<n>`` at the end, past every id the
+    log gives itself, so an explicit ``"id": "log-1"`` on a later line never clashes with a made-up one.
+    """
 
     queries: dict[str, Query] = field(default_factory=dict)
     qrels: dict[str, Qrels] = field(default_factory=dict)
     by_text: dict[str, str] = field(default_factory=dict)
     split_of: dict[str, str] = field(default_factory=dict)
-    numbered: set[str] = field(default_factory=set)
 
     def query_for(self, line: LogLine) -> str:
         key = normalise(line.text)
@@ -170,9 +173,7 @@ class _Collected:
                     f"and '{line.split}' here"
                 )
             return query_id
-        query_id = line.query_id or f"log-{len(self.queries) + 1}"
-        if line.query_id is None:
-            self.numbered.add(query_id)
+        query_id = line.query_id or f"#{len(self.queries) + 1}"
         if query_id in self.queries:
             raise DataError(f"{line.where}: query id {query_id!a} is already used by a different query")
         self.queries[query_id] = Query(query_id, line.text, {"source": SOURCE, **line.extra})
@@ -184,6 +185,24 @@ class _Collected:
         judged = self.qrels.setdefault(line.split, {}).setdefault(self.query_for(line), {})
         for doc_id in line.doc_ids:
             judged[doc_id] = max(line.score, judged.get(doc_id, 0))
+
+    def finish(self) -> ImportedData:
+        """Number the queries that had no id, and return everything in the order of the log."""
+        final: dict[str, str] = {}
+        taken = {qid for qid in self.queries if not qid.startswith("#")}
+        n = 0
+        for qid in self.queries:
+            if qid.startswith("#"):
+                n += 1
+                while f"log-{n}" in taken:
+                    n += 1
+                final[qid] = f"log-{n}"
+        queries = [Query(final.get(q.id, q.id), q.text, q.metadata) for q in self.queries.values()]
+        qrels = {
+            split: {final.get(qid, qid): judged for qid, judged in split_qrels.items()}
+            for split, split_qrels in self.qrels.items()
+        }
+        return ImportedData(None, queries, qrels, set(final.values()))
 
 
 def load(path: Path, corpus: Mapping[str, Document] | None = None) -> ImportedData:
@@ -200,7 +219,7 @@ def load(path: Path, corpus: Mapping[str, Document] | None = None) -> ImportedDa
         raise DataError(
             f'{path}: the query log is empty; expected one JSON object per line like {{"query": ..., "doc_ids": [...]}}'
         )
-    return ImportedData(None, list(collected.queries.values()), collected.qrels, collected.numbered)
+    return collected.finish()
 
 
 IMPORTER = Importer(
