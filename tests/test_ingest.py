@@ -305,9 +305,16 @@ def test_collect_files_order_and_sources(docs: Path) -> None:
     ]
 
 
-def test_progress_bar(docs: Path, tmp_path: Path, capsys) -> None:
-    ingest(docs, tmp_path / "ws", progress=True)
-    assert "ingest" in capsys.readouterr().err
+def test_progress_lines(
+    docs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off a terminal, progress is log lines (qadapter.core.progress); here one per file."""
+    from qadapter.core.progress import LineProgress
+
+    monkeypatch.setattr(LineProgress.__init__, "__defaults__", (0.0,))
+    with caplog.at_level("INFO", logger="qadapter.progress"):
+        ingest(docs, tmp_path / "ws", progress=True)
+    assert "ingest: 5/5 files (100%" in caplog.text
 
 
 def test_cli_ingest(docs: Path, tmp_path: Path) -> None:
