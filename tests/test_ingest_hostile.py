@@ -78,3 +78,30 @@ def test_a_wrong_or_unknown_encoding_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"a.txt: not valid utf-8 text \(byte 3\); check --encoding"):
         read_text(path, "utf-8")
     assert not (tmp_path / "ws").exists()
+
+
+def test_cli_encoding_flag(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from qadapter.cli import cli
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(FRENCH.encode("latin-1"))
+    args = [
+        "ingest",
+        str(path),
+        "-o",
+        str(tmp_path / "ws"),
+        "--unit",
+        "chars",
+        "--encoding",
+        "latin-1",
+        "--json",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ws" / "ingest.json").read_text(encoding="utf-8"))
+    assert manifest["sources"][0]["encoding"] == "iso8859-1"  # Python's canonical name for latin-1
+    assert (
+        "crème" in next(iter(json.loads(line) for line in (tmp_path / "ws" / "corpus.jsonl").open()))["text"]
+    )
