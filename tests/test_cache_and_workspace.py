@@ -263,7 +263,10 @@ def test_queries_reader_names_file_and_line(tmp_path: Path, lines: list[str], ma
             r"test.tsv:3: expected 3 tab-separated columns .* got 2",
         ),
         (["q1 d1 1"], r"test.tsv:1: expected 3 tab-separated columns"),
-        (["query-id\tcorpus-id\tscore", "q1\td1\thigh"], r"test.tsv:2: score must be a number, got 'high'"),
+        (
+            ["query-id\tcorpus-id\tscore", "q1\td1\thigh"],
+            r"test.tsv:2: score must be a whole number .*, got 'high'",
+        ),
     ],
 )
 def test_qrels_reader_names_file_and_line(tmp_path: Path, lines: list[str], match: str) -> None:

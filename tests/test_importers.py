@@ -208,8 +208,8 @@ def test_query_log_ids_texts_scores_and_merging(tmp_path: Path, corpus_ws: Works
     ws = import_data(log, tmp_path / "ws", corpus=corpus_ws.path)
     queries = ws.queries()
     assert list(queries) == ["log-1", "log-2", "u42"]
-    assert queries["log-1"].metadata == {"source": "query-log", "ts": 17}
-    assert ws.qrels("all") == {"log-1": {"faq-1": 1, "faq-3": 1}, "log-2": {"faq-2": 2}}
+    assert queries["log-1"].metadata == {"source": "log", "ts": 17}
+    assert ws.qrels("log") == {"log-1": {"faq-1": 1, "faq-3": 1}, "log-2": {"faq-2": 2}}
     assert ws.qrels("test") == {"u42": {"faq-3": 1}}
     assert set(ws.corpus()) == {"faq-1", "faq-2", "faq-3"}
 
@@ -232,8 +232,8 @@ def test_query_log_ids_texts_scores_and_merging(tmp_path: Path, corpus_ws: Works
             "log.jsonl:2: 'score' must be a whole number >= 0",
         ),
         (
-            '{"query": "x", "doc_ids": ["faq-1"], "id": "log-1"}',
-            "log.jsonl:2: query id 'log-1' is already used",
+            '{"query": "refunds?", "doc_ids": ["faq-1"], "split": "test"}',
+            "log.jsonl:2: the same query is in split 'log' on an earlier line and 'test' here",
         ),
     ],
 )
@@ -251,17 +251,22 @@ def test_query_log_into_the_ingested_workspace_in_place(tmp_path: Path, corpus_w
     corpus_before = corpus_ws.corpus_path.read_bytes()
     log = write_lines(tmp_path / "log.jsonl", [{"query": "refund time", "doc_ids": ["faq-2"]}])
     ws = import_data(log, corpus_ws.path)
-    assert ws.qrels("all") == {"log-1": {"faq-2": 1}}
+    assert ws.qrels("log") == {"log-1": {"faq-2": 1}}
     assert ws.corpus_path.read_bytes() == corpus_before
-    # a second import would replace the queries: refused unless asked
+    # a second log in another split adds up: the first log's queries and split stay
     log2 = write_lines(
         tmp_path / "log2.jsonl", [{"query": "shipping", "doc_ids": ["faq-3"], "split": "test"}]
     )
-    with pytest.raises(ArtifactError, match="already has queries"):
-        import_data(log2, corpus_ws.path)
-    ws = import_data(log2, corpus_ws.path, overwrite=True)
-    assert ws.splits() == ["test"] and list(ws.queries()) == ["log-1"]
-    assert ws.qrels("test") == {"log-1": {"faq-3": 1}}
+    ws = import_data(log2, corpus_ws.path)
+    assert ws.splits() == ["log", "test"] and list(ws.queries()) == ["log-1", "log-2"]
+    assert ws.qrels("test") == {"log-2": {"faq-3": 1}} and ws.qrels("log") == {"log-1": {"faq-2": 1}}
+    # the same split again would replace it: refused unless asked; replacing keeps every query
+    log3 = write_lines(tmp_path / "log3.jsonl", [{"query": "refund time", "doc_ids": ["faq-1"]}])
+    with pytest.raises(ArtifactError, match=r"qrels/log.tsv already exists .*pass --overwrite"):
+        import_data(log3, corpus_ws.path)
+    ws = import_data(log3, corpus_ws.path, overwrite=True)
+    assert list(ws.queries()) == ["log-1", "log-2"]  # the same text keeps its id
+    assert ws.qrels("log") == {"log-1": {"faq-1": 1}} and ws.qrels("test") == {"log-2": {"faq-3": 1}}
 
 
 def test_query_log_errors_leave_workspace_untouched(tmp_path: Path, corpus_ws: Workspace) -> None:
@@ -311,7 +316,7 @@ def test_cli_import(tmp_path: Path, corpus_ws: Workspace) -> None:
         "format": "querylog",
         "documents": 3,
         "queries": 1,
-        "qrels": {"all": 1},
+        "qrels": {"log": 1},
     }
 
 
@@ -337,3 +342,76 @@ def test_cli_import_error_in_subprocess(tmp_path: Path, corpus_ws: Workspace) ->
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {log}:1: not valid JSON")
+
+
+# -- query sources add up (issue 13 item 3) ------------------------------------------------------------------------
+def _run(args: list[str]) -> dict:
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_query_log_joins_generated_queries(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    ws.write_corpus(
+        Document(f"d{i}", f"Section {i} explains how the widget number {i} is calibrated and cleaned.")
+        for i in range(6)
+    )
+    _run(["generate", str(ws.path), "--offline", "--per-chunk", "2"])
+    generated = ws.queries()
+    splits_before = set(ws.splits())
+    assert "generated" in splits_before
+    log = write_lines(
+        tmp_path / "log.jsonl",
+        [
+            {"query": f"how do I calibrate widget {i}?", "doc_ids": [f"d{i}"], "user": f"u{i}"}
+            for i in range(5)
+        ]
+        + [{"query": "clean widget 5", "doc_ids": ["d5"], "id": "log-1"}],  # an explicit id
+    )
+    summary = _run(["import", str(log), "-o", str(ws.path)])
+    assert summary["qrels"] == {"log": 6}
+    queries = ws.queries()
+    assert {qid: q.text for qid, q in queries.items() if qid in generated} == {
+        qid: q.text for qid, q in generated.items()
+    }  # every generated query is still there, unchanged
+    logged = {qid: q for qid, q in queries.items() if q.metadata.get("source") == "log"}
+    assert len(logged) == 6 and len(queries) == len(generated) + 6
+    assert logged["log-1"].text == "clean widget 5"  # the explicit id is kept; numbered ones moved past it
+    assert set(ws.splits()) == splits_before | {"log"}
+    assert set(ws.qrels("log")) == set(logged)
+    split = _run(["split", str(ws.path), "--from", "log"])
+    assert set(split["queries"]) == {"log-train", "log-test"}
+    assert set(ws.splits()) == splits_before | {"log", "log-train", "log-test"}
+    assert set(ws.qrels("log-train")) | set(ws.qrels("log-test")) == set(logged)
+    # importing the same log again changes nothing but needs --overwrite for its split
+    result = CliRunner().invoke(cli, ["import", str(log), "-o", str(ws.path)])
+    assert result.exit_code != 0 and "--overwrite" in str(result.exception)
+    _run(["import", str(log), "-o", str(ws.path), "--overwrite"])
+    assert ws.queries() == queries
+
+
+def test_ids_within_one_log(tmp_path: Path, corpus_ws: Workspace) -> None:
+    log = write_lines(
+        tmp_path / "log.jsonl",
+        [{"query": "refunds?", "doc_ids": ["faq-2"]}, {"query": "x", "doc_ids": ["faq-1"], "id": "log-1"}],
+    )
+    ws = import_data(log, corpus_ws.path)  # the made-up id steps aside for the one the log gives
+    assert {qid: q.text for qid, q in ws.queries().items()} == {"log-2": "refunds?", "log-1": "x"}
+    log.write_text(
+        json.dumps({"query": "a", "doc_ids": ["faq-1"], "id": "u"})
+        + "\n"
+        + json.dumps({"query": "b", "doc_ids": ["faq-1"], "id": "u"})
+        + "\n"
+    )
+    with pytest.raises(DataError, match="log.jsonl:2: query id 'u' is already used by a different query"):
+        import_data(log, tmp_path / "ws", corpus=corpus_ws.path)
+
+
+def test_an_explicit_id_that_names_another_query_is_refused(tmp_path: Path, corpus_ws: Workspace) -> None:
+    corpus_ws.write_queries([Query("u1", "an older question")])
+    corpus_ws.write_qrels("generated", {"u1": {"faq-1": 1}})
+    log = write_lines(tmp_path / "log.jsonl", [{"query": "refunds?", "doc_ids": ["faq-2"], "id": "u1"}])
+    with pytest.raises(DataError, match=r"queries.jsonl: query id 'u1' is already used by a different query"):
+        import_data(log, corpus_ws.path)
+    assert corpus_ws.splits() == ["generated"] and list(corpus_ws.queries()) == ["u1"]

@@ -119,6 +119,7 @@ def test_folder_ingest_reads_every_format_with_metadata(docs: Path, tmp_path: Pa
         "unit": "tokens",
         "chunk_size": 254,
         "overlap": 31,
+        "max_chars": 2540,
         "tokenizer_model": "all-MiniLM-L6-v2",
         "max_seq_length": 256,
     }
@@ -192,7 +193,7 @@ def test_notebook_800_400_chars_is_expressible(tmp_path: Path) -> None:
     # with up to 50% overlap, about twice as many chunks as 800-character pieces
     assert len(docs) >= 1.6 * len(text) / 800
     manifest = json.loads((ws.path / "ingest.json").read_text())
-    assert manifest["chunking"] == {"unit": "chars", "chunk_size": 800, "overlap": 400}
+    assert manifest["chunking"] == {"unit": "chars", "chunk_size": 800, "overlap": 400, "max_chars": 800}
 
 
 def test_markdown_is_split_at_headings(tmp_path: Path) -> None:
@@ -304,9 +305,16 @@ def test_collect_files_order_and_sources(docs: Path) -> None:
     ]
 
 
-def test_progress_bar(docs: Path, tmp_path: Path, capsys) -> None:
-    ingest(docs, tmp_path / "ws", progress=True)
-    assert "ingest" in capsys.readouterr().err
+def test_progress_lines(
+    docs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off a terminal, progress is log lines (qadapter.core.progress); here one per file."""
+    from qadapter.core.progress import LineProgress
+
+    monkeypatch.setattr(LineProgress.__init__, "__defaults__", (0.0,))
+    with caplog.at_level("INFO", logger="qadapter.progress"):
+        ingest(docs, tmp_path / "ws", progress=True)
+    assert "ingest: 5/5 files (100%" in caplog.text
 
 
 def test_cli_ingest(docs: Path, tmp_path: Path) -> None:
@@ -317,7 +325,7 @@ def test_cli_ingest(docs: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["files"] == 5 and summary["documents"] == len(Workspace(tmp_path / "ws").corpus())
-    assert summary["chunking"] == {"unit": "chars", "chunk_size": 800, "overlap": 100}
+    assert summary["chunking"] == {"unit": "chars", "chunk_size": 800, "overlap": 100, "max_chars": 800}
 
 
 @pytest.mark.integration

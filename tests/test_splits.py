@@ -141,3 +141,18 @@ def test_notebook_data_document_split(tmp_path: Path) -> None:
     train_docs = {d for judged in result["train"].values() for d in judged}
     assert len(test_docs) == 43 and len(train_docs) == 172 and test_docs.isdisjoint(train_docs)
     assert len(result["test"]) == 860  # 20 questions per held-out chunk
+
+
+def test_split_names_say_which_queries_they_hold(tmp_path: Path) -> None:
+    """``all`` splits into train/test (as before); any other source into <source>-train/<source>-test, the names
+    ``generate`` already uses (generated-train), so ``split --from log`` gives log-train and log-test."""
+    from qadapter.data.splits import default_names
+
+    ws = Workspace(tmp_path)
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(10)}
+    ws.write_qrels("all", qrels)
+    ws.write_qrels("log", qrels)
+    assert default_names("all") == ("train", "test")
+    assert set(make_splits(ws, "all")) == {"train", "test"}
+    assert set(make_splits(ws, "log")) == {"log-train", "log-test"}
+    assert {"log-train", "log-test", "train", "test"} <= set(ws.splits())

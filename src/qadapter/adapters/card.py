@@ -7,24 +7,37 @@ from typing import Any
 from qadapter.adapters.adapter import Adapter
 
 
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def _metrics_table(metrics: dict[str, Any]) -> str:
-    baseline = metrics.get("baseline") or {}
-    adapted = metrics.get("adapted") or {}
+    baseline = _section(metrics, "baseline")
+    adapted = _section(metrics, "adapted")
     keys = [k for k in ("hit@10", "mrr@10", "ndcg@10", "recall@10", "map") if k in baseline]
     if not keys:
         return ""
     lines = ["| metric | base model | with adapter | change |", "|---|---:|---:|---:|"]
     for key in keys:
-        b, a = float(baseline[key]), float(adapted.get(key, float("nan")))
+        b, a = _number(baseline[key]), _number(adapted.get(key))
         lines.append(f"| {key} | {b:.4f} | {a:.4f} | {a - b:+.4f} |")
     return "\n".join(lines)
 
 
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """``config[key]`` when it is a table, else empty: the card never fails on an odd config value."""
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
-    base = config.get("base_model") or {}
-    training = config.get("training") or {}
-    data = config.get("data") or {}
-    metrics = config.get("metrics") or {}
+    base = _section(config, "base_model")
+    training = _section(config, "training")
+    data = _section(config, "data")
+    metrics = _section(config, "metrics")
     parts = [
         "# qadapter query adapter",
         "",

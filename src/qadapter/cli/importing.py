@@ -7,8 +7,7 @@ import json
 import click
 
 from qadapter.cli.options import json_option, model_option, overwrite_option
-
-FORMATS = ["auto", "beir", "seed-json", "llamaindex", "querylog"]
+from qadapter.importers.registry import format_choices
 
 
 @click.command("import")
@@ -23,7 +22,7 @@ FORMATS = ["auto", "beir", "seed-json", "llamaindex", "querylog"]
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(FORMATS),
+    type=click.Choice(format_choices()),
     default="auto",
     show_default=True,
     help="Source format.",
@@ -65,7 +64,8 @@ def import_command(
     \b
     Examples:
       qadapter import apple_QA_dataset.json -o ws && qadapter split ws
-      qadapter import queries.jsonl -o ws          # adds real queries to an ingested workspace
+      qadapter import queries.jsonl -o ws          # appends real queries (split "log") to a workspace
+      qadapter split ws --from log                 # -> log-train, log-test
       qadapter import ./chroma-db --from-store chroma --collection docs -o ws
     """
     from qadapter.importers import MANIFEST_FILE, import_data
@@ -93,6 +93,8 @@ def import_command(
     )
     if set(summary["qrels"]) == {"all"}:
         click.echo(f"next: make train/test splits with: qadapter split {ws.path}")
+    elif set(summary["qrels"]) == {"log"}:
+        click.echo(f"next: hold out real queries with: qadapter split {ws.path} --from log")
 
 
 def _import_store(

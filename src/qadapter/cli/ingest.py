@@ -9,6 +9,7 @@ import time
 import click
 
 from qadapter.cli.options import json_option, model_option, overwrite_option
+from qadapter.ingest.chunking import UNITS
 
 
 @click.command("ingest")
@@ -25,7 +26,7 @@ from qadapter.cli.options import json_option, model_option, overwrite_option
 )
 @click.option(
     "--unit",
-    type=click.Choice(["tokens", "chars"]),
+    type=click.Choice(UNITS),
     default="tokens",
     show_default=True,
     help="Count chunk size in the model's tokens, or in characters (the notebook: --unit chars --chunk-size 800 --overlap 400).",
@@ -33,6 +34,11 @@ from qadapter.cli.options import json_option, model_option, overwrite_option
 @model_option
 @click.option(
     "--skip-bad", is_flag=True, help="Skip unreadable files (empty, corrupt, no text layer) with a warning."
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="Text encoding of .txt/.md/.html files (default: UTF-8, else detected; the one used is in ingest.json).",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal)."
@@ -47,6 +53,7 @@ def ingest_command(
     unit: str,
     model: str,
     skip_bad: bool,
+    encoding: str | None,
     progress: bool | None,
     overwrite: bool,
     as_json: bool,
@@ -57,6 +64,7 @@ def ingest_command(
     Examples:
       qadapter ingest docs/ report.pdf -o ws
       qadapter ingest notes/ -o ws --unit chars --chunk-size 800 --overlap 400
+      qadapter ingest old-notes/ -o ws --encoding latin-1
     """
     from qadapter.ingest import MANIFEST_FILE, ingest
 
@@ -71,6 +79,7 @@ def ingest_command(
         overwrite=overwrite,
         progress=sys.stderr.isatty() if progress is None else progress,
         skip_bad=skip_bad,
+        encoding=encoding,
     )
     manifest = json.loads((ws.path / MANIFEST_FILE).read_text(encoding="utf-8"))
     files = [s for s in manifest["sources"] if "chunks" in s]

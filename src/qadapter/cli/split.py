@@ -26,7 +26,11 @@ from qadapter.cli.options import json_option, overwrite_option
     show_default=True,
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same split.")
-@click.option("--names", default="train,test", show_default=True, help="Names of the two output splits.")
+@click.option(
+    "--names",
+    default=None,
+    help="Names of the two output splits (default: train,test for --from all, else FROM-train,FROM-test).",
+)
 @overwrite_option
 @json_option
 def split_command(
@@ -35,22 +39,23 @@ def split_command(
     by: str,
     test_fraction: float,
     seed: int,
-    names: str,
+    names: str | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Split WORKSPACE's qrels/<from>.tsv into qrels/train.tsv and qrels/test.tsv.
+    """Split WORKSPACE's qrels/<from>.tsv into two splits (train/test, or <from>-train/<from>-test).
 
     \b
     Examples:
-      qadapter split ws                       # 80/20 by query
+      qadapter split ws                       # 80/20 by query -> train, test
+      qadapter split ws --from log            # real logged queries -> log-train, log-test
       qadapter split ws --by document --names train-docsplit,test-docsplit
     """
     from qadapter.data import Workspace
-    from qadapter.data.splits import make_splits
+    from qadapter.data.splits import default_names, make_splits
     from qadapter.errors import QadapterError
 
-    parts = tuple(n.strip() for n in names.split(","))
+    parts = tuple(n.strip() for n in names.split(",")) if names else default_names(source_split)
     if len(parts) != 2:
         raise QadapterError(f"--names takes two comma-separated split names like 'train,test', got '{names}'")
     result = make_splits(

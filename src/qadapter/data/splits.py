@@ -79,6 +79,15 @@ def split_qrels(
     return train, test
 
 
+def default_names(source_split: str) -> tuple[str, str]:
+    """Names of the two halves of ``source_split``: ``train``/``test`` for ``all`` (everything the workspace was
+    imported with), else ``<source>-train``/``<source>-test`` (``log`` -> ``log-train``, as ``generate`` names
+    ``generated-train``), so the names say which queries they hold."""
+    if source_split == "all":
+        return ("train", "test")
+    return (f"{source_split}-train", f"{source_split}-test")
+
+
 def make_splits(
     ws: Workspace,
     source_split: str = "all",
@@ -86,14 +95,16 @@ def make_splits(
     by: SplitBy = "query",
     test_fraction: float = 0.2,
     seed: int = 0,
-    names: tuple[str, str] = ("train", "test"),
+    names: tuple[str, str] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Qrels]:
     """Split the workspace's ``qrels/<source_split>.tsv`` and write ``qrels/<train>.tsv`` and ``qrels/<test>.tsv``.
 
-    Existing split files are only replaced with ``overwrite=True``. The settings are saved in
+    ``names`` defaults to :func:`default_names`. Existing split files are only replaced with ``overwrite=True``. The settings are saved in
     ``qrels/<train>+<test>.json`` so the split can be reproduced. Returns ``{name: qrels}``.
     """
+    if names is None:
+        names = default_names(source_split)
     if len(names) != 2 or len(set(names)) != 2 or not all(n and "/" not in n for n in names):
         raise QadapterError(f"names must be two different split names like ('train', 'test'), got {names!r}")
     if source_split in names:
@@ -103,7 +114,7 @@ def make_splits(
     qrels = ws.qrels(source_split)
     existing = [ws.qrels_path(n) for n in names if ws.qrels_path(n).exists()]
     if existing and not overwrite:
-        raise ArtifactError(f"{existing[0]} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise ArtifactError(f"{existing[0]} already exists; pass --overwrite to replace it")
     train, test = split_qrels(qrels, by=by, test_fraction=test_fraction, seed=seed)
     ws.write_qrels(names[0], train)
     ws.write_qrels(names[1], test)

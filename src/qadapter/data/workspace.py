@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from qadapter.data import safejson
 from qadapter.data.atomic import atomic_open
+from qadapter.data.ids import validate_id, validate_split_name
 from qadapter.data.types import Document, Qrels, Query
 from qadapter.errors import DataError
 
@@ -25,7 +28,7 @@ def iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark at the start is dropped, not an error
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from None
     with handle:
@@ -40,12 +43,7 @@ def iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             lineno += 1
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object"
-                ) from None
+            record = safejson.loads(line, where=f"{path}:{lineno}")
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             yield lineno, record
@@ -55,8 +53,8 @@ def _require_str(path: Path, lineno: int, record: dict[str, Any], key: str, *, o
     value = record.get(key, "" if optional else None)
     if value is None:
         raise DataError(f"{path}:{lineno}: missing field '{key}' (fields present: {sorted(record)})")
-    if isinstance(value, int | float) and key == "_id":
-        value = str(value)
+    if key == "_id":
+        return validate_id(value, where=f"{path}:{lineno}", what="'_id'")
     if not isinstance(value, str):
         raise DataError(f"{path}:{lineno}: field '{key}' must be a string, got {type(value).__name__}")
     return value
@@ -101,29 +99,50 @@ def read_qrels(path: str | Path) -> Qrels:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     qrels: Qrels = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        for lineno, row in enumerate(reader, start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if lineno == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}:
-                continue
-            if len(row) < 3:
-                raise DataError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}"
-                )
-            query_id, doc_id, score = row[0].strip(), row[1].strip(), row[2].strip()
-            try:
-                value = int(float(score))
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: score must be a number, got '{score}'") from None
-            qrels.setdefault(query_id, {})[doc_id] = value
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            _read_qrels_rows(path, csv.reader(handle, delimiter="\t"), qrels)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable TSV file ({exc})") from None
     return qrels
+
+
+def _read_qrels_rows(path: Path, reader: Iterable[list[str]], qrels: Qrels) -> None:
+    for lineno, row in enumerate(reader, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if lineno == 1 and row[0].strip().lower() in {"query-id", "query_id", "qid"}:
+            continue
+        if len(row) < 3:
+            raise DataError(
+                f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}"
+            )
+        where = f"{path}:{lineno}"
+        query_id = validate_id(row[0].strip(), where=where, what="query-id")
+        doc_id = validate_id(row[1].strip(), where=where, what="corpus-id")
+        qrels.setdefault(query_id, {})[doc_id] = parse_score(row[2].strip(), where=where)
+
+
+_WHOLE = re.compile(r"[+-]?\d{1,9}(\.0*)?")
+
+
+def parse_score(text: str, *, where: str) -> int:
+    """A qrels score: a whole number (``2`` or ``2.0``) of at most 9 digits; ``inf``, ``1e400``, ``nan``, ``0.5`` and
+    5,000-digit numbers are refused with a DataError (``int(float("inf"))`` would otherwise crash)."""
+    if not _WHOLE.fullmatch(text):
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise DataError(
+            f"{where}: score must be a whole number (a relevance grade like 0, 1 or 2), got '{shown}'"
+        )
+    return int(float(text))
 
 
 def write_corpus(path: str | Path, corpus: Iterable[Document]) -> None:
     with atomic_open(path) as handle:
         for doc in corpus:
+            validate_id(doc.id, where=str(path), what="document id")
             record: dict[str, Any] = {"_id": doc.id, "title": doc.title, "text": doc.text}
             if doc.metadata:
                 record["metadata"] = doc.metadata
@@ -133,6 +152,7 @@ def write_corpus(path: str | Path, corpus: Iterable[Document]) -> None:
 def write_queries(path: str | Path, queries: Iterable[Query]) -> None:
     with atomic_open(path) as handle:
         for query in queries:
+            validate_id(query.id, where=str(path), what="query id")
             record: dict[str, Any] = {"_id": query.id, "text": query.text}
             if query.metadata:
                 record["metadata"] = query.metadata
@@ -143,7 +163,9 @@ def write_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Non
     with atomic_open(path) as handle:
         handle.write("query-id\tcorpus-id\tscore\n")
         for query_id, docs in qrels.items():
+            validate_id(query_id, where=str(path), what="query id")
             for doc_id, score in docs.items():
+                validate_id(doc_id, where=str(path), what="document id")
                 handle.write(f"{query_id}\t{doc_id}\t{int(score)}\n")
 
 
@@ -238,4 +260,5 @@ class Workspace:
         write_queries(self.queries_path, queries)
 
     def write_qrels(self, split: str, qrels: Mapping[str, Mapping[str, int]]) -> None:
+        validate_split_name(split, where=str(self.path))
         write_qrels(self.qrels_path(split), qrels)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qadapter.data import Document, Qrels, Query
+from qadapter.data.ids import validate_id
 from qadapter.errors import DataError
 from qadapter.importers.base import ImportedData, Importer, load_json, peek_json, text_of
 
@@ -76,13 +77,13 @@ def load(path: Path, corpus: Mapping[str, Document] | None = None) -> ImportedDa
         index = item.get("chunk_index", position)
         if isinstance(index, bool) or not isinstance(index, int | str):
             raise DataError(f"{where}: 'chunk_index' must be a number, got {type(index).__name__}")
-        doc_id = f"chunk_{index}"
+        doc_id = validate_id(f"chunk_{index}", where=where, what="document id (from chunk_index)")
         if doc_id in seen:
             raise DataError(f"{where}: chunk_index {index} appears twice; chunk indexes must be unique")
         seen.add(doc_id)
         docs.append(Document(doc_id, text_of(item["input_chunk"], where=where, what="'input_chunk'")))
         for n, question in _questions(where, item["questions"]):
-            query_id = f"q{index}_{n}"
+            query_id = validate_id(f"q{index}_{n}", where=where, what="query id")
             queries.append(Query(query_id, question))
             qrels[query_id] = {doc_id: 1}
     return ImportedData(docs, queries, {"all": qrels})

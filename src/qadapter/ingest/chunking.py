@@ -6,7 +6,9 @@ the default chunk size exactly "as much as the model reads". tiktoken is not use
 run time and counts a different model's tokens.
 
 The splitting itself is done by ``semantic-text-splitter`` (Rust, well kept), which prefers to cut at paragraph,
-sentence and word boundaries (and, for Markdown, at headings and blocks) before falling back to characters.
+sentence and word boundaries (and, for Markdown, at headings and blocks) before falling back to characters. It is
+fed bounded windows, and lines too long for it go to a one-pass chunker (:mod:`qadapter.ingest.longtext`), so
+chunking time grows linearly with the input; every chunk also respects a hard cap in characters.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.errors import QadapterError
+from qadapter.ingest.longtext import cap_chars, cut_at_boundary, segments, split_long
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,13 @@ DEFAULT_CHAR_CHUNK_SIZE = 800
 #: When no overlap is given it is this fraction of the chunk size: enough to keep a sentence that straddles a
 #: boundary whole in one of the two chunks, small enough not to embed much text twice.
 DEFAULT_OVERLAP_FRACTION = 8
+#: Hard cap on a chunk's characters in token mode, per token of chunk size. English prose averages 4-5 characters
+#: per token, so only runs the tokenizer counts as one token (a URL, base64, a "word" of a million letters) meet it.
+MAX_CHARS_PER_TOKEN = 10
+#: The splitter gets windows of at most this many chunks' worth of characters (cut at line breaks) ...
+WINDOW_CHUNKS = 32
+#: ... and a single line longer than this many chunks' worth goes to the one-pass chunker instead.
+LONG_LINE_CHUNKS = 4
 
 
 @dataclass(frozen=True)
@@ -168,11 +178,17 @@ class Chunker:
             )
         self.chunk_size = chunk_size
         self.overlap = overlap
+        self.max_chars = chunk_size * (MAX_CHARS_PER_TOKEN if unit == "tokens" else 1)
         self._splitters: dict[bool, Any] = {}
 
     def config(self) -> dict[str, Any]:
         """The settings that produced the chunks, saved next to them so a run can be repeated."""
-        cfg: dict[str, Any] = {"unit": self.unit, "chunk_size": self.chunk_size, "overlap": self.overlap}
+        cfg: dict[str, Any] = {
+            "unit": self.unit,
+            "chunk_size": self.chunk_size,
+            "overlap": self.overlap,
+            "max_chars": self.max_chars,
+        }
         if self.unit == "tokens":
             cfg["tokenizer_model"] = self.model
             cfg["max_seq_length"] = self.max_seq_length
@@ -193,10 +209,40 @@ class Chunker:
         return self._splitters[markdown]
 
     def split(self, text: str, *, markdown: bool = False) -> list[tuple[int, str]]:
-        """Return ``(character offset, chunk text)`` pairs in order; whitespace-only chunks are dropped."""
-        return [
-            (offset, chunk) for offset, chunk in self._splitter(markdown).chunk_indices(text) if chunk.strip()
-        ]
+        """Return ``(character offset, chunk text)`` pairs in order; whitespace-only chunks are dropped.
+
+        Every chunk has at most ``chunk_size`` tokens (or characters) and ``max_chars`` characters.
+        """
+        chunks: list[tuple[int, str]] = []
+        window, long_line = WINDOW_CHUNKS * self.max_chars, LONG_LINE_CHUNKS * self.max_chars
+        for base, piece, is_long in segments(text, window=window, long_line=long_line):
+            found = self._split_long(piece) if is_long else self._splitter(markdown).chunk_indices(piece)
+            for offset, chunk in found:
+                if chunk.strip():
+                    chunks.extend(cap_chars(base + offset, chunk, self.max_chars))
+        return chunks
+
+    def _token_starts(self, line: str) -> list[int]:
+        """Where each token of ``line`` starts, tokenizing it in bounded blocks cut at whitespace."""
+        starts: list[int] = []
+        block = WINDOW_CHUNKS * self.max_chars
+        pos = 0
+        while pos < len(line):
+            end = (
+                len(line)
+                if pos + block >= len(line)
+                else cut_at_boundary(line, pos + block // 2, pos + block)
+            )
+            encoding = self._tokenizer.encode(line[pos:end], add_special_tokens=False)
+            starts.extend(pos + start for start, _ in encoding.offsets)
+            pos = end
+        return starts
+
+    def _split_long(self, line: str) -> list[tuple[int, str]]:
+        starts = self._token_starts(line) if self._tokenizer is not None else None
+        return split_long(
+            line, chunk_size=self.chunk_size, overlap=self.overlap, max_chars=self.max_chars, starts=starts
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for ``text``, special tokens included (token mode only)."""

@@ -1,12 +1,19 @@
 """Readers turn one file into text sections, one reader per format, chosen by file suffix.
 
-A reader returns :class:`Section` objects: the text plus the metadata that travels with every chunk cut from it
-(PDF: one section per page, so each chunk can name its page). To support a new format, write a function
-``read(path) -> list[Section]`` and :func:`register_reader` it; nothing else changes.
+A reader returns a :class:`FileText`: :class:`Section` objects (the text plus the metadata that travels with every
+chunk cut from it; PDF: one section per page, so each chunk can name its page) and, for text formats, the encoding
+the bytes were decoded with (recorded in the workspace's ``ingest.json``). To support a new format, write a function
+``read(path, encoding) -> FileText`` and :func:`register_reader` it; nothing else changes.
+
+Text that is not UTF-8 is decoded with the encoding the user gave (``--encoding``) or else the one
+``charset-normalizer`` detects, and which one was assumed is logged and recorded, never silent. HTML is read with the
+regular expressions into text only (no tree, :mod:`qadapter.ingest.html_text`), so time and memory stay linear
+even for a file of a million unclosed tags.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -15,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qadapter.errors import DataError
+from qadapter.errors import DataError, QadapterError, require
+from qadapter.ingest.html_text import html_text, html_title
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +37,22 @@ class Section:
 
 
 @dataclass(frozen=True)
+class FileText:
+    """What a reader got from one file: its sections, and the encoding its bytes were decoded with (None for
+    formats that are not plain bytes of text, like PDF)."""
+
+    sections: list[Section]
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
 class Reader:
-    """How to read one format: the function, and whether its text is Markdown (split at headings and blocks)."""
+    """How to read one format: the function, and whether its text is Markdown (split at headings and blocks).
+
+    ``read(path, encoding)`` gets the encoding the user asked for (None: UTF-8, else detected)."""
 
     name: str
-    read: Callable[[Path], list[Section]]
+    read: Callable[[Path, str | None], FileText]
     markdown: bool = False
 
 
@@ -84,50 +103,88 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _decode(path: Path, data: bytes) -> str:
-    """Decode as UTF-8, else let beautifulsoup's UnicodeDammit guess the encoding (and say so)."""
+def check_encoding(encoding: str | None) -> str | None:
+    """``encoding`` as Python's canonical codec name, or a one-line error naming ``--encoding``."""
+    if encoding is None:
+        return None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        from bs4 import UnicodeDammit
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise QadapterError(
+            f"unknown text encoding '{encoding}'; pass --encoding with a name like utf-8, latin-1, cp1252 or utf-16"
+        ) from None
 
-        guess = UnicodeDammit(data)
-        if guess.unicode_markup is None:
+
+#: When several encodings explain the bytes equally well (the same chaos and coherence), the most common one wins:
+#: Latin-1 text decodes identically as cp1252, but also plausibly as cp1250 or cp1257, which turn è into č.
+PREFERRED_ENCODINGS = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _best_guess(results: Any) -> Any:
+    best = results.best()
+    if best is None:
+        return None
+    tied = [m for m in results if m.chaos == best.chaos and m.coherence == best.coherence]
+    for preferred in PREFERRED_ENCODINGS:
+        for match in tied:
+            if match.encoding == preferred:
+                return match
+    return best
+
+
+def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
+    """``(text, encoding used)``: the given encoding, else UTF-8, else what charset-normalizer detects (logged)."""
+    if encoding is not None:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
             raise DataError(
-                f"{path}: not UTF-8 text and its encoding cannot be guessed; convert it to UTF-8"
+                f"{path}: not valid {encoding} text (byte {exc.start}); check --encoding, or leave it out to detect it"
             ) from None
-        logger.warning("%s: not UTF-8; decoded as %s", path, guess.original_encoding)
-        return guess.unicode_markup
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    charset_normalizer = require(
+        "charset_normalizer", extra="ingest", purpose="reading text that is not UTF-8"
+    )
+    best = _best_guess(charset_normalizer.from_bytes(data))
+    if best is None:
+        raise DataError(
+            f"{path}: not UTF-8 text and its encoding cannot be detected; pass --encoding (e.g. latin-1) or convert "
+            "it to UTF-8"
+        )
+    logger.warning(
+        "%s: not UTF-8; decoded as %s (detected; pass --encoding to choose another)", path, best.encoding
+    )
+    return str(best), str(best.encoding)
 
 
-def _nonempty(path: Path, text: str, what: str = "text", *, collapse_spaces: bool = True) -> list[Section]:
+def _nonempty(path: Path, text: str, what: str = "text", *, collapse_spaces: bool = True) -> str:
     text = clean_text(text, collapse_spaces=collapse_spaces)
     if not text:
         raise DataError(
             f"{path}: no {what} in this file (only whitespace or markup); remove it or give it some text"
         )
-    return [Section(text)]
+    return text
 
 
 # -- formats ---------------------------------------------------------------------------------------------------------
-def read_text(path: Path) -> list[Section]:
+def read_text(path: Path, encoding: str | None = None) -> FileText:
     """Plain text (and Markdown: the MarkdownSplitter uses the markup itself to find good cut points)."""
-    return _nonempty(path, _decode(path, _read_bytes(path)), collapse_spaces=False)
+    text, used = _decode(path, _read_bytes(path), encoding)
+    return FileText([Section(_nonempty(path, text, collapse_spaces=False))], used)
 
 
-def read_html(path: Path) -> list[Section]:
-    """HTML: the visible text, without scripts, styles and page furniture (nav, header, footer)."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(_read_bytes(path), "html.parser")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "nav", "header", "footer", "head"]):
-        tag.decompose()
-    sections = _nonempty(path, soup.get_text("\n"), what="visible text")
-    return [Section(sections[0].text, {"title": title} if title else {})]
+def read_html(path: Path, encoding: str | None = None) -> FileText:
+    """HTML: the visible text, without scripts, styles and page furniture (nav, header, footer, head)."""
+    markup, used = _decode(path, _read_bytes(path), encoding)
+    title = html_title(markup)
+    body = _nonempty(path, html_text(markup), what="visible text")
+    return FileText([Section(body, {"title": title} if title else {})], used)
 
 
-def read_pdf(path: Path) -> list[Section]:
+def read_pdf(path: Path, encoding: str | None = None) -> FileText:
     """PDF text per page with pypdf. Pages without text are skipped; a PDF with no text at all is an error."""
     import pypdf
     from pypdf.errors import PyPdfError
@@ -166,7 +223,7 @@ def read_pdf(path: Path) -> list[Section]:
             f"{path}: no text layer in any of its {len(pages)} page(s) (a scanned or image-only PDF); "
             "run OCR first, e.g. 'ocrmypdf in.pdf out.pdf', and ingest the result"
         )
-    return sections
+    return FileText(sections)
 
 
 register_reader((".pdf",), Reader("pdf", read_pdf))
