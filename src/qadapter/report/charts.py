@@ -126,6 +126,11 @@ def score_distribution_chart(
 
 def training_chart(path: str | Path, history: History) -> Path:
     """Training loss and validation metric per epoch, side by side (each panel only if its series exists)."""
+    return _save(training_figure(history), path)
+
+
+def training_figure(history: History) -> Any:
+    """The figure of :func:`training_chart`; epochs are labelled with whole numbers only."""
     from matplotlib.ticker import MaxNLocator
 
     loss, val = history.get("train_loss") or [], history.get("val") or []
@@ -147,7 +152,7 @@ def training_chart(path: str | Path, history: History) -> Path:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 2.5
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def learning_curve_chart(path: str | Path, curve: Sequence[CurvePoint]) -> Path:
