@@ -6,73 +6,19 @@ continues where it stopped (the embedding cache even resumes inside the embed st
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qadapter.adapters.artifact import CARD_FILE, CONFIG_FILE, read_adapter_config
+from qadapter.adapters.artifact import CONFIG_FILE
 from qadapter.core.defaults import DEFAULT_MODEL
-from qadapter.data.atomic import atomic_open
 from qadapter.data.workspace import Workspace
 from qadapter.errors import QadapterError
+from qadapter.evaluate.record import record_evaluation
 
 logger = logging.getLogger(__name__)
-
-
-def record_evaluation(adapter_path: str | Path | None, results: dict[str, Any]) -> Path | None:
-    """Store test metrics in the adapter's config and card, and write ``ADAPTER/report/`` (Markdown + charts)."""
-    if adapter_path is None:
-        return None
-    from qadapter.adapters import load_adapter
-    from qadapter.adapters.card import model_card
-    from qadapter.report import write_report
-
-    path = Path(adapter_path)
-    config = read_adapter_config(path)
-    config["metrics"] = {
-        "workspace": results.get("workspace"),
-        "split": results["split"],
-        "n_queries": results["n_queries"],
-        "store": results["store"],
-        "baseline": results["baseline"],
-        "adapted": results["adapted"],
-    }
-    with atomic_open(path / CONFIG_FILE) as handle:
-        handle.write(json.dumps(config, indent=2) + "\n")
-    adapter = load_adapter(path)
-    with atomic_open(path / CARD_FILE) as handle:
-        handle.write(model_card(adapter, config))
-    training = config.get("training") or {}
-    metric = (training.get("config") or {}).get("val_metric", "mrr@10")
-    selection = None
-    if training.get("candidates"):
-        selection = {
-            "chosen": training.get("selected", ""),
-            "reason": training.get("reason", ""),
-            "candidates": [
-                {
-                    "name": c["name"],
-                    "params": c.get("params", {}),
-                    "val": {f"{metric} {part}": v for part, v in c.get("val", {}).items()},
-                    "chosen": c.get("chosen", False),
-                }
-                for c in training["candidates"]
-            ],
-        }
-    history = training.get("history") or None
-    if history and not history.get("val"):
-        history = {k: v for k, v in history.items() if k != "val"}
-    write_report(
-        path / "report",
-        {**results, "primary_metric": metric},  # type: ignore[typeddict-item]
-        history=history,
-        learning_curve=training.get("learning_curve") or None,
-        selection=selection,  # type: ignore[arg-type]
-    )
-    return path / "report" / "report.md"
 
 
 @dataclass
