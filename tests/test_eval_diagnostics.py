@@ -123,3 +123,27 @@ def test_report_modules_and_the_evaluate_command_import_no_later_stage() -> None
         assert all(isinstance(n, ast.ImportFrom | ast.Assign | ast.Expr) for n in body), (
             init
         )  # re-exports only
+
+
+def test_diagnostics_memory_does_not_grow_with_queries_times_documents() -> None:
+    import tracemalloc
+
+    from qadapter.core.vectors import search_run
+
+    rng = np.random.default_rng(0)
+    n_queries, n_docs, dim, depth = 400, 40_000, 8, 100
+    docs = rng.normal(size=(n_docs, dim)).astype(np.float32)
+    queries = rng.normal(size=(n_queries, dim)).astype(np.float32)
+    doc_ids = [f"d{i}" for i in range(n_docs)]
+    qrels = {f"q{i}": {f"d{i}": 1, f"d{i + 1}": 2} for i in range(n_queries)}
+    run = search_run(list(qrels), queries, doc_ids, docs, k=depth)
+    index = {d: i for i, d in enumerate(doc_ids)}
+    tracemalloc.start()
+    diag.metric_curves(qrels, run, depth)
+    diag.first_relevant_ranks(qrels, run, depth)
+    diag.relevant_pair_scores(list(qrels), queries, qrels, index, docs)
+    diag.distribution(diag.non_relevant_scores(qrels, run))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # one float32 queries x documents matrix would be 64 MB; the diagnostics need queries x depth at most
+    assert peak < n_queries * n_docs * 4 / 8, peak
