@@ -241,7 +241,7 @@ CAVEAT = "of these test queries are offline pseudo-queries cut from the document
 
 
 def test_evaluate_report_and_card_say_when_test_queries_are_offline(ws: Workspace, tmp_path: Path) -> None:
-    from qadapter.evaluate import record_evaluation
+    from qadapter.report.record import record_evaluation
 
     _mark_offline(ws, {"t1", "t2", "t3", "q0"})  # 3 of the 4 test queries (q0 is a training query)
     path = save_adapter(drop_wind_water(), tmp_path / "adapter")
@@ -289,7 +289,7 @@ def test_cli_store_choices_come_from_the_registry() -> None:
 
 
 def test_record_evaluation_writes_report_and_metrics(ws: Workspace, tmp_path: Path) -> None:
-    from qadapter.evaluate import record_evaluation
+    from qadapter.report.record import record_evaluation
 
     path = save_adapter(drop_wind_water(), tmp_path / "adapter")
     results = evaluate(ws, "test", adapter=path, model=KeywordEncoder(), n_boot=50)

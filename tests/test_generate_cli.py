@@ -40,7 +40,7 @@ def test_missing_model_is_one_clear_error(tmp_path, capsys) -> None:  # noqa: AN
 
 def test_dry_run_prints_the_request_and_an_estimate(tmp_path) -> None:  # noqa: ANN001
     make_workspace(tmp_path, 2)
-    args = ["generate", str(tmp_path), "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--dry-run"]
+    args = ["generate", str(tmp_path), "--model", "m", "--llm-base-url", "http://127.0.0.1:9/v1", "--dry-run"]
     result = CliRunner().invoke(cli, [*args, "--price-input", "0.15", "--price-output", "0.6"])
     assert result.exit_code == 0, result.output
     assert (
@@ -66,7 +66,16 @@ def test_failed_chunks_exit_nonzero_after_saving_the_rest(tmp_path) -> None:  # 
     config.write_text("backoff_base = 0.01\nbackoff_max = 0.02\n")  # settings without a flag; top-level keys
     with FakeLLMServer() as srv:
         srv.script("d1", ["503"] * 2)
-        args = ["generate", str(tmp_path / "ws"), "--model", "m", "--base-url", srv.url, "--max-retries", "1"]
+        args = [
+            "generate",
+            str(tmp_path / "ws"),
+            "--model",
+            "m",
+            "--llm-base-url",
+            srv.url,
+            "--max-retries",
+            "1",
+        ]
         result = CliRunner().invoke(cli, [*args, "--no-dedup", "--no-progress", "--config", str(config)])
     assert "1 of 3 chunks failed (first: d1" in str(result.exception)
     assert {q.metadata["doc_id"] for q in ws.queries().values()} == {"d0", "d2"}
@@ -93,7 +102,7 @@ def test_kill_mid_run_then_resume_requests_each_chunk_once(tmp_path, sig) -> Non
             str(tmp_path),
             "--model",
             "m",
-            "--base-url",
+            "--llm-base-url",
             srv.url,
         ]
         cmd += ["--concurrency", "2", "--per-chunk", "5", "--no-dedup", "--no-progress"]

@@ -14,9 +14,11 @@ from typing import Any
 
 from qadapter.adapters.artifact import CONFIG_FILE
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.data.lock import workspace_lock
 from qadapter.data.workspace import Workspace
 from qadapter.errors import QadapterError
-from qadapter.evaluate.record import record_evaluation
+from qadapter.generate.config import DEFAULT_PER_CHUNK
+from qadapter.report.record import record_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +66,33 @@ def _prepare_workspace(
 
 
 def _ensure_queries(
-    ws: Workspace, *, llm_model: str | None, base_url: str | None, per_chunk: int, progress: bool
+    ws: Workspace, *, llm_model: str | None, llm_base_url: str | None, per_chunk: int, progress: bool
 ) -> str | None:
+    """Generate queries when the workspace has no qrels at all; say how many and how."""
     if ws.splits():
         return None
     from qadapter.generate import generate
+    from qadapter.generate.summary import queries_line
 
     if llm_model:
-        summary = generate(ws, model=llm_model, base_url=base_url, per_chunk=per_chunk, progress=progress)
+        summary = generate(
+            ws, model=llm_model, llm_base_url=llm_base_url, per_chunk=per_chunk, progress=progress
+        )
+        if summary.failed:
+            logger.warning(
+                "%d of %d chunks got no questions from %s (first: %s); training goes on without them, "
+                "'qadapter generate' with the same settings asks only for them",
+                len(summary.failed), summary.requested, llm_model, next(iter(summary.failed.values())),
+            )  # fmt: skip
+        how = f"asked {llm_model} at {summary.endpoint}: {summary.answered} chunks answered now, "
+        how += f"{summary.already_done} reused from earlier answers, {len(summary.failed)} failed"
     else:
         logger.warning(
             "no queries in %s and no --llm-model: using the offline pseudo-query generator (weaker)", ws.path
         )
         summary = generate(ws, offline=True, per_chunk=per_chunk, progress=progress)
-    source = (
-        f"with {llm_model}"
-        if llm_model
-        else "offline (pseudo-queries cut from the chunks: weaker than an LLM's)"
-    )
-    return f"generated {summary.queries_added} queries {source}"
+        how = "pseudo-queries cut from the chunks, weaker than an LLM's; pass --llm-model for real questions"
+    return f"{queries_line(summary)} ({per_chunk} per chunk asked; {how})"
 
 
 def _ensure_splits(
@@ -116,45 +126,83 @@ def run(
     model: str = DEFAULT_MODEL,
     store: str = "exact",
     llm_model: str | None = None,
+    llm_base_url: str | None = None,
     base_url: str | None = None,
-    per_chunk: int = 5,
+    per_chunk: int = DEFAULT_PER_CHUNK,
     chunk_size: int | None = None,
     overlap: int | None = None,
     seed: int = 0,
     pseudo_queries: int = 10,
     progress: bool = False,
 ) -> RunResult:
-    """Run every stage that has no output yet and return the evaluation results."""
+    """Run every stage that has no output yet and return the evaluation results.
+
+    ``llm_model``/``llm_base_url``: the chat model (and its endpoint) that writes queries when the workspace has
+    none (else offline pseudo-queries). ``model``/``base_url``: the embedding model (``base_url`` is its
+    endpoint, for ``openai:NAME``). The workspace is locked against a second writer from the first stage that
+    writes into an existing workspace to the last.
+    """
+    ws = Workspace(workspace)
+    adapter_path = Path(adapter) if adapter else ws.path / "adapter"
+    encoder = _embedding_model(model, base_url)  # a wrong --base-url fails before any work
+    steps = [_prepare_workspace(ws, sources, progress=progress, chunk_size=chunk_size, overlap=overlap)]
+    with workspace_lock(ws.path, "run"):
+        for step in (
+            _ensure_queries(
+                ws, llm_model=llm_model, llm_base_url=llm_base_url, per_chunk=per_chunk, progress=progress
+            ),
+            _ensure_splits(ws, train_split, test_split, by=split_by, test_fraction=test_fraction, seed=seed),
+        ):
+            if step:
+                steps.append(step)
+        done, results, report = _train_and_evaluate(
+            ws, adapter_path, encoder, (train_split, test_split), recipe=recipe, store=store, seed=seed,
+            pseudo_queries=pseudo_queries, progress=progress,
+        )  # fmt: skip
+    return RunResult(ws.path, adapter_path, results, steps + done, report)
+
+
+def _embedding_model(model: str, base_url: str | None) -> Any:
+    """The embedding model as given, or its encoder at ``base_url`` (``--base-url``: the embeddings endpoint)."""
+    if base_url is None:
+        return model
+    if not model.startswith("openai:"):
+        raise QadapterError(
+            f"--base-url is the embeddings endpoint, for --model openai:NAME; got --model {model!r}. "
+            "For the chat model that writes queries, pass --llm-base-url"
+        )
+    from qadapter.encoders import get_encoder
+
+    return get_encoder(model, base_url=base_url)
+
+
+def _train_and_evaluate(
+    ws: Workspace,
+    adapter_path: Path,
+    model: Any,
+    splits: tuple[str, str],
+    *,
+    recipe: str,
+    store: str,
+    seed: int,
+    pseudo_queries: int,
+    progress: bool,
+) -> tuple[list[str], dict[str, Any], Path | None]:
+    """Embed, train (unless the adapter exists), evaluate and report. Returns (steps done, results, report)."""
     from qadapter.embedding import embed_workspace
     from qadapter.evaluate import evaluate
     from qadapter.train import train
 
-    ws = Workspace(workspace)
-    adapter_path = Path(adapter) if adapter else ws.path / "adapter"
-    steps = [_prepare_workspace(ws, sources, progress=progress, chunk_size=chunk_size, overlap=overlap)]
-    for step in (
-        _ensure_queries(ws, llm_model=llm_model, base_url=base_url, per_chunk=per_chunk, progress=progress),
-        _ensure_splits(ws, train_split, test_split, by=split_by, test_fraction=test_fraction, seed=seed),
-    ):
-        if step:
-            steps.append(step)
+    train_split, test_split = splits
     embed_workspace(ws, [train_split, test_split], model=model, progress=progress)
-    steps.append("embedded corpus and queries (cached)")
+    steps = ["embedded corpus and queries (cached)"]
     if (adapter_path / CONFIG_FILE).is_file():
         steps.append(f"adapter exists: {adapter_path}")
     else:
-        result = train(
-            ws,
-            train_split,
-            output=adapter_path,
-            recipe=recipe,
-            model=model,
-            seed=seed,
-            pseudo_queries=pseudo_queries,
-            progress=progress,
-        )
+        result = train(ws, train_split, output=adapter_path, recipe=recipe, model=model, seed=seed,
+                       pseudo_queries=pseudo_queries, progress=progress)  # fmt: skip
         steps.append(f"trained {adapter_path}: {result.chosen} ({result.reason})")
     results = evaluate(ws, test_split, adapter=adapter_path, store=store, seed=seed, progress=progress)
     report = record_evaluation(adapter_path, results)
     steps.append(f"evaluated on {results['n_queries']} {test_split} queries; report at {report}")
-    return RunResult(ws.path, adapter_path, results, steps, report)
+    return steps, results, report

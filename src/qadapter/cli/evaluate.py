@@ -69,8 +69,9 @@ def evaluate_command(
     With --json, stdout carries exactly one JSON object: {"n_queries", "baseline": {...}, "adapted": {...},
     "caveat": str | null, ...}. When any test query is an offline pseudo-query, both outputs say so.
     """
-    from qadapter.evaluate import evaluate, record_evaluation
+    from qadapter.evaluate import evaluate
     from qadapter.report import format_table
+    from qadapter.report.record import record_evaluation
 
     results = evaluate(
         workspace,

@@ -9,12 +9,13 @@ from typing import Any
 
 import click
 
-from qadapter.cli.options import api_key_env_option, json_option
+from qadapter.cli.options import api_key_env_option, json_option, llm_base_url_option
 from qadapter.errors import QadapterError
+from qadapter.generate.config import DEFAULT_PER_CHUNK
 
 #: CLI parameter -> GenerateConfig field, for every flag that maps one-to-one.
 _FIELDS = (
-    "model", "base_url", "api_key_env", "per_chunk", "prompt", "examples", "num_examples", "concurrency", "rpm",
+    "model", "llm_base_url", "api_key_env", "per_chunk", "prompt", "examples", "num_examples", "concurrency", "rpm",
     "tpm", "max_retries", "timeout", "temperature", "max_tokens", "json_mode", "split", "test_fraction", "seed",
     "run", "dedup_threshold", "price_input", "price_output", "offline",
 )  # fmt: skip
@@ -28,46 +29,26 @@ def _load_config_file(path: str) -> dict[str, Any]:
     section = data.get("generate", data)
     if not isinstance(section, dict):
         raise QadapterError(f"{path}: [generate] must be a table")
+    if "base_url" in section and "llm_base_url" not in section:
+        click.echo(
+            f"note: {path}: 'base_url' is deprecated here; name it 'llm_base_url' (the chat endpoint)",
+            err=True,
+        )
+        section["llm_base_url"] = section.pop("base_url")
     return section
 
 
-def _print_summary(summary: Any) -> None:
-    echo = click.echo
-    if summary.dry_run:
-        est = summary.estimate
-        if summary.generator == "offline":
-            echo(
-                f"dry run: would write {est['queries']} offline pseudo-queries for {summary.chunks} chunks (free)"
-            )
-            return
-        echo(f"dry run ({summary.run}): {summary.requested} of {summary.chunks} chunks to request "
-             f"({summary.already_done} already answered)")  # fmt: skip
-        echo(f"estimate: ~{est['prompt_tokens']:,} prompt + ~{est['completion_tokens']:,} completion tokens"
-             + (f", ~${est['cost']:.4f}" if est.get("cost") is not None else " (pass --price-input/--price-output "
-                "for a cost estimate)"))  # fmt: skip
-        if summary.example_messages:
-            echo("first request:")
-            for message in summary.example_messages:
-                echo(f"--- {message['role']} ---\n{message['content']}")
-        return
-    if summary.generator == "llm":
-        echo(f"run {summary.run}: {summary.answered} chunks answered now, {summary.already_done} earlier, "
-             f"{len(summary.failed)} failed; {summary.requests} requests, {summary.retries} retries, "
-             f"{summary.malformed} malformed answers")  # fmt: skip
-        usage = summary.usage
-        if usage:
-            cost = f", ~${summary.cost:.4f}" if summary.cost is not None else ""
-            echo(
-                f"tokens this run: {usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion{cost}"
-            )
-        total = summary.usage_total
-        total_cost = f", ~${summary.cost_total:.4f}" if summary.cost_total is not None else ""
-        echo(
-            f"tokens all runs: {total['prompt_tokens']:,} prompt + {total['completion_tokens']:,} completion{total_cost}"
+def _llm_base_url(llm_base_url: str | None, base_url: str | None) -> str | None:
+    """``--llm-base-url``, or the deprecated ``--base-url`` (unambiguous here: generate has no embeddings endpoint)."""
+    if base_url is None:
+        return llm_base_url
+    if llm_base_url is not None and llm_base_url != base_url:
+        raise QadapterError(
+            f"--base-url {base_url!r} and --llm-base-url {llm_base_url!r} disagree; pass only --llm-base-url "
+            "(--base-url is its deprecated name in generate)"
         )
-    rejected = ", ".join(f"{k}: {v}" for k, v in sorted(summary.rejected.items())) or "none"
-    echo(f"queries: {summary.queries_added} added ({summary.queries_kept} kept; rejected {rejected}); "
-         f"qrels: {', '.join(summary.splits)}")  # fmt: skip
+    click.echo("note: --base-url in generate is deprecated; use --llm-base-url (the chat endpoint)", err=True)
+    return base_url
 
 
 @click.command(context_settings={"show_default": True})
@@ -79,15 +60,15 @@ def _print_summary(summary: Any) -> None:
     show_default=False,
     help="Chat model name on the endpoint (e.g. gpt-4o-mini, llama3.1:8b). [env QADAPTER_GENERATE_MODEL]",
 )
+@llm_base_url_option
 @click.option(
     "--base-url",
     envvar="QADAPTER_GENERATE_BASE_URL",
     default=None,
-    help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 "
-    "(vLLM). Default: OPENAI_BASE_URL or api.openai.com.",
+    help="Deprecated name of --llm-base-url in this command.",
 )
 @api_key_env_option
-@click.option("--per-chunk", type=int, default=10, help="Questions to ask for per chunk.")
+@click.option("--per-chunk", type=int, default=DEFAULT_PER_CHUNK, help="Questions to ask for per chunk.")
 @click.option(
     "--prompt",
     default="default",
@@ -157,20 +138,24 @@ def _print_summary(summary: Any) -> None:
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @json_option
 @click.pass_context
-def generate_command(ctx: click.Context, workspace: str, config_file: str | None, no_dedup: bool, limit: int | None,
-                     documents_from: str | None, replace: bool, dry_run: bool, no_progress: bool, as_json: bool,
-                     **params: Any) -> None:  # fmt: skip
+def generate_command(ctx: click.Context, workspace: str, config_file: str | None, base_url: str | None,
+                     no_dedup: bool, limit: int | None, documents_from: str | None, replace: bool, dry_run: bool,
+                     no_progress: bool, as_json: bool, **params: Any) -> None:  # fmt: skip
     """Write synthetic queries and qrels for every chunk of WORKSPACE.
 
-    Every answer is saved as it arrives; after Ctrl-C or a crash, re-run the same command and only the chunks
-    without an answer are requested.
+    Every answer is saved as it arrives, keyed by what was asked (model, chunk, prompt); after Ctrl-C or a crash,
+    re-run and only the chunks without an answer are requested, whatever the endpoint's spelling or limits. A
+    second writer into the same workspace stops at once with the running one's pid.
     """
     from qadapter.generate import GenerateConfig, generate
+    from qadapter.generate.summary import describe
 
+    params["llm_base_url"] = _llm_base_url(params["llm_base_url"], base_url)
     settings: dict[str, Any] = _load_config_file(config_file) if config_file else {}
     for name in _FIELDS:
         source = ctx.get_parameter_source(name)
-        if name not in settings or source is not click.core.ParameterSource.DEFAULT:
+        given = source is not click.core.ParameterSource.DEFAULT or (name == "llm_base_url" and base_url)
+        if name not in settings or given:
             settings[name] = params[name]
     if no_dedup:
         settings["dedup_threshold"] = None
@@ -203,7 +188,8 @@ def generate_command(ctx: click.Context, workspace: str, config_file: str | None
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
-        _print_summary(summary)
+        for line in describe(summary):
+            click.echo(line)
     if summary.failed:
         first, error = next(iter(summary.failed.items()))
         raise QadapterError(

@@ -21,6 +21,14 @@ base_url_option = click.option(
     default=None,
     help="Base URL of the embeddings endpoint.",
 )
+llm_base_url_option = click.option(
+    "--llm-base-url",
+    envvar="QADAPTER_LLM_BASE_URL",
+    default=None,
+    help="Chat endpoint (OpenAI-compatible) of the LLM that writes queries, e.g. http://localhost:11434/v1 "
+    "(Ollama), http://localhost:8000/v1 (vLLM). [env QADAPTER_LLM_BASE_URL; default: OPENAI_BASE_URL, "
+    "else api.openai.com]",
+)
 api_key_env_option = click.option(
     "--api-key-env",
     default="OPENAI_API_KEY",

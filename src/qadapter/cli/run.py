@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from qadapter.cli.options import json_option, model_option, progress_option, want_progress
+from qadapter.cli.options import (
+    base_url_option,
+    json_option,
+    llm_base_url_option,
+    model_option,
+    progress_option,
+    want_progress,
+)
+from qadapter.generate.config import DEFAULT_PER_CHUNK
 
 if TYPE_CHECKING:
     from qadapter.pipeline import RunResult
@@ -68,8 +76,15 @@ def print_run(result: RunResult, as_json: bool) -> None:
     default=None,
     help="Chat model that writes queries when the documents have none (else offline pseudo-queries).",
 )
-@click.option("--base-url", default=None, help="OpenAI-compatible base URL of the chat model.")
-@click.option("--per-chunk", type=click.IntRange(min=1), default=5, show_default=True)
+@llm_base_url_option
+@base_url_option
+@click.option(
+    "--per-chunk",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PER_CHUNK,
+    show_default=True,
+    help="Queries to generate per chunk when the documents have none (with --llm-model or offline).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @progress_option
 @json_option
@@ -84,6 +99,7 @@ def run_command(
     model: str,
     store: str,
     llm_model: str | None,
+    llm_base_url: str | None,
     base_url: str | None,
     per_chunk: int,
     seed: int,
@@ -96,6 +112,7 @@ def run_command(
     Examples:
       qadapter run ws ../shared/data/seed/apple_QA_dataset.json
       qadapter run ws docs/ --llm-model gpt-4o-mini      # documents without queries
+      qadapter run ws docs/ --llm-model llama3.1:8b --llm-base-url http://localhost:11434/v1
     """
     from qadapter.pipeline import run
 
@@ -110,6 +127,7 @@ def run_command(
         model=model,
         store=store,
         llm_model=llm_model,
+        llm_base_url=llm_base_url,
         base_url=base_url,
         per_chunk=per_chunk,
         seed=seed,

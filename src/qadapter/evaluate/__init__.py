@@ -2,7 +2,6 @@
 
 from qadapter.evaluate.caveats import offline_share, pseudo_query_caveat
 from qadapter.evaluate.evaluation import evaluate
-from qadapter.evaluate.record import record_evaluation
 from qadapter.evaluate.retrieval import EVAL_STORES
 
-__all__ = ["EVAL_STORES", "evaluate", "offline_share", "pseudo_query_caveat", "record_evaluation"]
+__all__ = ["EVAL_STORES", "evaluate", "offline_share", "pseudo_query_caveat"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qadapter.errors import QadapterError, require
+from qadapter.generate.endpoint import resolve_llm_base_url
 from qadapter.generate.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -103,13 +104,13 @@ class ChatClient:
         openai = require("openai", extra="openai", purpose="generating queries with an LLM")
         self._openai = openai
         self.model = model
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        self.base_url = resolve_llm_base_url(base_url)
         api_key = os.environ.get(api_key_env)
         if not api_key:
             if self.base_url is None:
                 raise QadapterError(
                     f"no API key: set the environment variable {api_key_env} (or pass --api-key-env VAR), "
-                    "or pass --base-url for a local server that needs none"
+                    "or pass --llm-base-url for a local server that needs none"
                 )
             api_key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
         self._client = openai.AsyncOpenAI(
@@ -156,7 +157,7 @@ class ChatClient:
             hint = {
                 401: "check the API key in the environment variable named by --api-key-env",
                 403: "the key may not have access to this model",
-                404: f"check --model ({self.model!r}) and --base-url ({self.endpoint})",
+                404: f"check --model ({self.model!r}) and --llm-base-url ({self.endpoint})",
             }.get(status, "check --model and the request settings")
             if status == 400 and self.json_mode:
                 hint += "; this server may not support JSON mode, try without --json-mode"

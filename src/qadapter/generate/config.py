@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,10 @@ from qadapter.configtools import from_mapping
 from qadapter.errors import QadapterError
 
 DEFAULT_SPLIT = "generated"
+#: Questions asked per chunk, for ``generate`` and ``run`` alike (the CLI flags and the Python API read this).
+DEFAULT_PER_CHUNK = 5
+#: Old name of ``llm_base_url`` in config files and keyword arguments, still accepted with a deprecation note.
+_LEGACY_KEYS = {"base_url": "llm_base_url"}
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,9 @@ class GenerateConfig:
     """Settings of one generation run (defaults < config file < CLI flags)."""
 
     model: str = ""
-    base_url: str | None = None
+    llm_base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    per_chunk: int = 10
+    per_chunk: int = DEFAULT_PER_CHUNK
     prompt: str = "default"
     examples: str | None = None
     num_examples: int = 5
@@ -55,29 +60,29 @@ class GenerateConfig:
     offline: bool = False
 
     def __post_init__(self) -> None:
-        def positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if value is None or value <= 0:
-                raise QadapterError(f"{name} must be a positive number, got {value!r}")
-
         if not self.offline and not self.model.strip():
             raise QadapterError(
                 "no model given; pass --model NAME (a chat model on an OpenAI-compatible endpoint) or --offline"
             )
-        positive("per_chunk", self.per_chunk)
-        positive("concurrency", self.concurrency)
-        positive("rpm", self.rpm, allow_none=True)
-        positive("tpm", self.tpm, allow_none=True)
-        positive("timeout", self.timeout)
-        positive("max_chars", self.max_chars)
-        positive("max_tokens", self.max_tokens, allow_none=True)
+        self._check_counts()
+        self._check_ranges()
+        self._check_names()
+
+    def _check_counts(self) -> None:
+        for name in ("per_chunk", "concurrency", "rpm", "tpm", "timeout", "max_chars", "max_tokens"):
+            value = getattr(self, name)
+            if value is None and name in ("rpm", "tpm", "max_tokens"):
+                continue
+            if value is None or value <= 0:
+                raise QadapterError(f"{name} must be a positive number, got {value!r}")
         if self.per_chunk > 100:
             raise QadapterError(
                 f"per_chunk must be at most 100, got {self.per_chunk}; ask for fewer questions per call"
             )
         if self.max_retries < 0 or self.max_parse_retries < 0 or self.num_examples < 0:
             raise QadapterError("max_retries, max_parse_retries and num_examples must be >= 0")
+
+    def _check_ranges(self) -> None:
         if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
             raise QadapterError("backoff_base must be >= 0 and backoff_max >= backoff_base")
         if not 0.0 <= self.copy_threshold <= 1.0:
@@ -90,6 +95,8 @@ class GenerateConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise QadapterError(f"{name} must be >= 0 (USD per million tokens), got {value}")
+
+    def _check_names(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.split):
             raise QadapterError(f"split name {self.split!r} may only use letters, digits, '_', '-' and '.'")
         if self.run is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.run):
@@ -97,7 +104,26 @@ class GenerateConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GenerateConfig:
-        """Build a config from a mapping (a config file), rejecting unknown keys with the list of valid ones."""
+        """Build a config from a mapping (a config file), rejecting unknown keys with the list of valid ones.
+
+        ``base_url`` is read as ``llm_base_url`` (its old name) with a deprecation note."""
+        values = dict(values)
+        for old, new in _LEGACY_KEYS.items():
+            if old not in values:
+                continue
+            value = values.pop(old)
+            if values.get(new) is not None and value is not None and values[new] != value:
+                raise QadapterError(
+                    f"both {old}={value!r} and {new}={values[new]!r} given; {old} is the old name of {new}, "
+                    f"keep only {new} (--llm-base-url)"
+                )
+            if value is not None:
+                warnings.warn(
+                    f"generate setting '{old}' is deprecated; use '{new}' (--llm-base-url), the chat endpoint",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
+                values[new] = value
         return from_mapping(cls, values, "generate", "setting")
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,16 +133,16 @@ class GenerateConfig:
         return dataclasses.replace(self, **changes)
 
     def run_name(self, prompt_name: str, prompt_version: str) -> str:
-        """The journal name: stable for the settings that change what is asked, so a re-run resumes the same run.
+        """The journal name and the ``run`` stamped on its queries: stable for the settings that change what is
+        asked, so a re-run continues the same run.
 
-        Throughput settings (concurrency, limits, retries) are left out on purpose: changing them must not
-        throw away answers that were already paid for.
+        The endpoint and the throughput settings (concurrency, limits, retries) are left out on purpose. Which
+        answers are reused does not depend on this name at all (see :func:`qadapter.generate.journal.request_key`).
         """
         if self.run:
             return self.run
         asked = {
             "model": self.model,
-            "base_url": self.base_url,
             "per_chunk": self.per_chunk,
             "prompt": prompt_name,
             "prompt_version": prompt_version,

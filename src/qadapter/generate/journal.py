@@ -1,18 +1,23 @@
 """The crash-safe record of every paid answer: one append-only JSONL file per run.
 
 Each answer is appended and fsynced the moment it arrives, so Ctrl-C, a crash or a full disk loses at most the
-answers still in flight. A re-run reads the journal and requests only the chunks without a usable answer. A line
-cut short by a crash is dropped when the journal is opened (it is the only line that can be incomplete, because
-every earlier write was complete and synced).
+answers still in flight. Every answer carries its :func:`request_key`, a hash of exactly what was asked (the model
+and the rendered messages: chunk text, title, prompt, number of questions, few-shot examples). A re-run looks the
+keys up in *every* journal of the workspace (:class:`AnswerIndex`), so an answer is never paid for twice whatever
+else changed: the endpoint's spelling, concurrency, limits, temperature or the run name. A line cut short by a crash
+is dropped when the journal is opened (it is the only line that can be incomplete, because every earlier write was
+complete and synced).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,16 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "qadapter-generate-journal"
 FORMAT_VERSION = 1
+
+
+def request_key(model: str, messages: Sequence[dict[str, str]]) -> str:
+    """What identifies a paid answer: the model and the exact messages sent (which hold the chunk and the prompt).
+
+    The endpoint URL, the API key, throughput settings and sampling settings are left out on purpose: they do not
+    change what was asked, and changing them must not make anyone pay again.
+    """
+    asked = {"model": model, "messages": [[m["role"], m["content"]] for m in messages]}
+    return hashlib.sha256(json.dumps(asked, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,7 @@ class Usage:
 class Journal:
     """Append-only answers of one run: ``WS/.qadapter/generate/<run>.jsonl``.
 
-    Record fields: ``doc_id``, ``status`` (``ok`` or ``malformed``), ``questions``, ``text`` (the raw answer),
+    Record fields: ``key`` (:func:`request_key`), ``doc_id``, ``status`` (``ok`` or ``malformed``), ``questions``, ``text`` (the raw answer),
     ``usage``, ``finish_reason``, ``model``, ``prompt``, ``prompt_version``, ``time``.
     """
 
@@ -87,13 +102,33 @@ class Journal:
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._discard()  # an error is on its way out: closing must not replace its message
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Flush and close; a failure here (a full disk) is one clear error, like a failed append."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as exc:
+                raise self._write_error(exc) from exc
+
+    def _discard(self) -> None:
+        """Close after a failed write: the records that count are already durable, so a second error is noise."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+
+    def _write_error(self, exc: OSError) -> QadapterError:
+        return QadapterError(
+            f"cannot write to {self.path} ({exc.strerror or exc}); answers so far are saved, "
+            "free some disk space and re-run the same command to continue"
+        )
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and make it durable before returning."""
@@ -101,20 +136,17 @@ class Journal:
 
     def append_many(self, records: list[dict[str, Any]]) -> None:
         """Write records with one fsync for all of them (group commit); durable when this returns."""
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("ab")
         data = b"".join((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records)
         try:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = self.path.open("ab")
             self._handle.write(data)
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            self.close()
-            raise QadapterError(
-                f"cannot write to {self.path} ({exc.strerror or exc}); answers so far are saved, "
-                "free some disk space and re-run the same command to continue"
-            ) from exc
+            self._discard()
+            raise self._write_error(exc) from exc
         self.records.extend(records)
 
     def done(self) -> set[str]:
@@ -136,6 +168,60 @@ class Journal:
             u = record.get("usage") or {}
             total += Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)), 1)
         return total
+
+
+class AnswerIndex:
+    """The usable answers of every journal in a folder, by :func:`request_key`: what a run need not ask again.
+
+    Answers journaled before records carried a key (``legacy``) are matched by :meth:`adopt_legacy`.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._by_key: dict[str, dict[str, Any]] = {}
+        self.legacy: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (run settings, record) without a key
+        for path in sorted(journal.path.parent.glob("*.jsonl")):
+            if path.resolve() != journal.path.resolve():
+                self._take(Journal(path))
+        self._take(journal)
+
+    def _take(self, journal: Journal) -> None:
+        self.add(journal.records)
+        old = [r for r in journal.records if r.get("status") == "ok" and "key" not in r]
+        if old:
+            meta = read_run_meta(journal.path.with_suffix(".json"))
+            self.legacy += [(meta, r) for r in old]
+
+    def adopt_legacy(self, keys: dict[str, str], asked: dict[str, Any]) -> int:
+        """Reuse answers journaled before answers carried a key, for ``keys`` (``{doc_id: request_key}``).
+
+        Such an answer counts when its run asked the same thing as now: ``asked`` (model, per_chunk, examples,
+        num_examples, seed, and the prompt's name, version, system and user text) equals what the run's saved
+        settings say. Returns how many chunks it answered.
+        """
+        adopted = 0
+        for meta, record in self.legacy:
+            key = keys.get(record["doc_id"])
+            if key is not None and key not in self._by_key and _asked_in(meta) == asked:
+                self._by_key[key] = record
+                adopted += 1
+        return adopted
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            key = record.get("key")
+            if record.get("status") == "ok" and isinstance(key, str):
+                self._by_key.setdefault(key, record)
+
+    def refresh(self) -> None:
+        """Take in what the run's own journal received since."""
+        self.add(self.journal.records)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._by_key.get(key)
 
 
 class GroupCommitWriter:
@@ -174,6 +260,29 @@ class GroupCommitWriter:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+
+def asked(config: dict[str, Any], prompt: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run that decide what it asks (for matching answers saved without a key)."""
+    fields = ("model", "per_chunk", "examples", "num_examples", "seed")
+    return {
+        **{f: config.get(f) for f in fields},
+        **{f"prompt_{k}": prompt.get(k) for k in ("name", "version", "system", "user")},
+    }
+
+
+def _asked_in(meta: dict[str, Any]) -> dict[str, Any] | None:
+    config, prompt = meta.get("config"), meta.get("prompt")
+    return asked(config, prompt) if isinstance(config, dict) and isinstance(prompt, dict) else None
+
+
+def read_run_meta(path: Path) -> dict[str, Any]:
+    """The settings saved next to a journal, or ``{}`` when there are none or they cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_run_meta(path: Path, meta: dict[str, Any]) -> None:

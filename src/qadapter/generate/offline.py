@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from qadapter.data.types import Document
 
@@ -71,25 +71,42 @@ def pseudo_queries(
     def idf(term: str) -> float:
         return math.log((1 + num_docs) / (1 + df.get(term, 0))) + 1.0
 
+    if n <= 0:
+        return []
+    candidates = [
+        *_headings(doc),
+        *_keyword_query(doc, idf, keywords),
+        *_informative_sentences(doc, idf, min_words, max_words),
+    ]
     out: list[str] = []
     seen: set[str] = set()
-
-    def add(text: str) -> None:
-        text = " ".join(text.split()).strip(" #*-:")
-        key = text.lower()
-        if text and key not in seen and len(out) < n:
-            seen.add(key)
+    for candidate in candidates:
+        text = " ".join(candidate.split()).strip(" #*-:")
+        if text and text.lower() not in seen:
+            seen.add(text.lower())
             out.append(text)
+            if len(out) == n:
+                break
+    return out
 
+
+def _headings(doc: Document) -> list[str]:
+    """The title and the Markdown headings with at least two words, one of them not a stop word."""
     headings = ([doc.title] if doc.title else []) + _HEADING.findall(doc.text)
-    for heading in headings:
-        if len(_terms(heading)) >= 1 and len(heading.split()) >= 2:
-            add(heading)
+    return [h for h in headings if len(_terms(h)) >= 1 and len(h.split()) >= 2]
+
+
+def _keyword_query(doc: Document, idf: Callable[[str], float], keywords: int) -> list[str]:
+    """The chunk's most distinctive words by TF-IDF, as one keyword query (none for fewer than two terms)."""
     counts = Counter(_terms(doc.text))
-    if counts:
-        ranked = sorted(counts, key=lambda t: (-counts[t] * idf(t), t))
-        if len(ranked) >= 2:
-            add(" ".join(ranked[:keywords]))
+    ranked = sorted(counts, key=lambda t: (-counts[t] * idf(t), t))
+    return [" ".join(ranked[:keywords])] if len(ranked) >= 2 else []
+
+
+def _informative_sentences(
+    doc: Document, idf: Callable[[str], float], min_words: int, max_words: int
+) -> list[str]:
+    """Sentences of a sensible length, most informative first (ties keep their order in the chunk)."""
     sentences = [
         s for s in split_sentences(_HEADING.sub("", doc.text)) if min_words <= len(s.split()) <= max_words
     ]
@@ -101,9 +118,7 @@ def pseudo_queries(
         # Mean IDF rewards sentences full of distinctive words; the length bonus prefers complete statements.
         score = sum(idf(t) for t in terms) / len(terms) + 0.05 * min(len(terms), 15)
         scored.append((-score, position, sentence))
-    for _, _, sentence in sorted(scored):
-        add(sentence)
-    return out
+    return [sentence for _, _, sentence in sorted(scored)]
 
 
 def offline_queries(corpus: Mapping[str, Document], n: int) -> dict[str, list[str]]:

@@ -2,20 +2,23 @@
 
 Query ids are ``gen-<doc_id>-<n>``. A question already in the workspace for the same document (same text, any
 run) is not added again, so re-running a finished or resumed run changes nothing, and a second model adds only its
-new questions, numbered after the existing ones. Files are replaced atomically at the end.
+new questions, numbered after the existing ones. All files (queries and every qrels split) are written in full
+before any of them replaces its old version, so a full disk or a crash while writing changes nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qadapter.data.types import Qrels, Query
-from qadapter.data.workspace import Workspace
-from qadapter.errors import QadapterError
+from qadapter.data.workspace import Workspace, write_qrels, write_queries
 
 logger = logging.getLogger(__name__)
 
@@ -45,34 +48,16 @@ def merge_queries(
     """Append ``groups`` (``{doc_id: [question, ...]}``) to ``queries.jsonl`` and ``qrels/<split>.tsv``.
 
     ``metadata`` is stamped on every new query, plus its ``doc_id``. With ``replace_run``, queries an earlier
-    collection of that run wrote for the documents in ``groups`` are removed first (used when filters changed). With ``test_fraction``, the split
-    is also divided by document into ``<split>-train`` and ``<split>-test``, so test questions are never
+    collection of that run wrote for the documents in ``groups`` are removed first (used when filters changed).
+    With ``test_fraction``, the split is also divided by document into ``<split>-train`` and ``<split>-test``, so test questions are never
     paraphrases of training ones.
     """
     result = MergeResult()
     queries: dict[str, Query] = workspace.queries() if workspace.queries_path.is_file() else {}
     qrels: Qrels = workspace.qrels(split) if workspace.qrels_path(split).is_file() else {}
     if replace_run is not None:
-        stale = {
-            qid
-            for qid, q in queries.items()
-            if q.metadata.get("run") == replace_run and q.metadata.get("doc_id") in groups
-        }
-        for qid in stale:
-            del queries[qid]
-            qrels.pop(qid, None)
-        result.removed_previous = len(stale)
-
-    existing: dict[tuple[str, str], str] = {}
-    next_n: dict[str, int] = {}
-    for qid, query in queries.items():
-        doc_id = query.metadata.get("doc_id")
-        if isinstance(doc_id, str):
-            existing.setdefault((doc_id, _norm(query.text)), qid)
-            prefix = f"gen-{doc_id}-"
-            if qid.startswith(prefix) and qid[len(prefix) :].isdigit():
-                next_n[doc_id] = max(next_n.get(doc_id, 1), int(qid[len(prefix) :]) + 1)
-
+        result.removed_previous = _drop_run(queries, qrels, replace_run, groups)
+    existing, next_n = _index_existing(queries)
     for doc_id, questions in groups.items():
         for text in questions:
             key = (doc_id, _norm(text))
@@ -80,26 +65,83 @@ def merge_queries(
                 result.skipped_existing += 1
                 qrels.setdefault(existing[key], {})[doc_id] = 1
                 continue
-            n = next_n.get(doc_id, 1)
-            while f"gen-{doc_id}-{n}" in queries:
-                n += 1
-            qid = f"gen-{doc_id}-{n}"
-            next_n[doc_id] = n + 1
+            qid = _next_id(doc_id, next_n, queries)
             queries[qid] = Query(qid, text, {**metadata, "doc_id": doc_id})
             existing[key] = qid
             qrels[qid] = {doc_id: 1}
             result.added += 1
-
-    workspace.write_queries(queries.values())
-    workspace.write_qrels(split, qrels)
-    result.splits.append(split)
-    if test_fraction is not None:
-        try:
-            from qadapter.data.splits import split_qrels
-        except ImportError as exc:  # pragma: no cover - depends on the tree this ships in
-            raise QadapterError("splitting needs qadapter.data.splits; run 'qadapter split' instead") from exc
-        train, test = split_qrels(qrels, by="document", test_fraction=test_fraction, seed=seed)
-        workspace.write_qrels(f"{split}-train", train)
-        workspace.write_qrels(f"{split}-test", test)
-        result.splits += [f"{split}-train", f"{split}-test"]
+    splits = _with_test_split(qrels, split, test_fraction, seed)
+    writes: list[tuple[Path, Callable[[Path], None]]] = [
+        (workspace.queries_path, functools.partial(write_queries, queries=queries.values()))
+    ]
+    for name, judged in splits.items():
+        writes.append((workspace.qrels_path(name), functools.partial(write_qrels, qrels=judged)))
+    write_all_or_none(writes)
+    result.splits = list(splits)
     return result
+
+
+def _drop_run(queries: dict[str, Query], qrels: Qrels, run: str, groups: Mapping[str, list[str]]) -> int:
+    """Remove the queries ``run`` wrote earlier for the documents in ``groups``; return how many."""
+    stale = {
+        qid
+        for qid, q in queries.items()
+        if q.metadata.get("run") == run and q.metadata.get("doc_id") in groups
+    }
+    for qid in stale:
+        del queries[qid]
+        qrels.pop(qid, None)
+    return len(stale)
+
+
+def _index_existing(queries: Mapping[str, Query]) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
+    """(document, normalised text) -> query id of every query tied to a document, and each document's next number."""
+    existing: dict[tuple[str, str], str] = {}
+    next_n: dict[str, int] = {}
+    for qid, query in queries.items():
+        doc_id = query.metadata.get("doc_id")
+        if not isinstance(doc_id, str):
+            continue
+        existing.setdefault((doc_id, _norm(query.text)), qid)
+        prefix = f"gen-{doc_id}-"
+        if qid.startswith(prefix) and qid[len(prefix) :].isdigit():
+            next_n[doc_id] = max(next_n.get(doc_id, 1), int(qid[len(prefix) :]) + 1)
+    return existing, next_n
+
+
+def _next_id(doc_id: str, next_n: dict[str, int], queries: Mapping[str, Query]) -> str:
+    n = next_n.get(doc_id, 1)
+    while f"gen-{doc_id}-{n}" in queries:
+        n += 1
+    next_n[doc_id] = n + 1
+    return f"gen-{doc_id}-{n}"
+
+
+def _with_test_split(qrels: Qrels, split: str, test_fraction: float | None, seed: int) -> dict[str, Qrels]:
+    """``{split: qrels}``, plus ``<split>-train``/``<split>-test`` divided by document when ``test_fraction`` is set."""
+    if test_fraction is None:
+        return {split: qrels}
+    from qadapter.data.splits import split_qrels
+
+    train, test = split_qrels(qrels, by="document", test_fraction=test_fraction, seed=seed)
+    return {split: qrels, f"{split}-train": train, f"{split}-test": test}
+
+
+def write_all_or_none(writes: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write every file to a staged copy next to it, then move them all into place.
+
+    A failure while writing (a full disk) leaves every target as it was and removes the staged copies; only the
+    renames, which need no space, come after the last write.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, write in writes:
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.staged")
+            staged.append((tmp, target))
+            write(tmp)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)

@@ -20,34 +20,42 @@ class MalformedAnswer(ValueError):
     """The answer holds no usable list of questions (invalid or truncated JSON, prose, an empty list)."""
 
 
+def _item_text(item: Any) -> str | None:
+    """A question from one list item: a string, or an object with a ``question``/``query``/``text`` string."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        text = item.get("question") or item.get("query") or item.get("text")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _strings_from_list(value: list[Any]) -> list[str] | None:
+    out = [_item_text(item) for item in value]
+    return None if any(text is None for text in out) else [text for text in out if text is not None]
+
+
+def _strings_from_dict(value: dict[str, Any]) -> list[str] | None:
+    for key in ("questions", "queries", "items", "results"):
+        if key in value:
+            return _strings_from(value[key])
+    if value and all(isinstance(v, str) for v in value.values()):
+        # {"question_1": ..., "question_2": ...}: keep the model's numbering, not dict order.
+        def order(item: tuple[int, str]) -> tuple[int, int]:
+            match = _KEY_NUMBER.search(str(item[1]))
+            return (int(match.group(1)) if match else 10**6, item[0])
+
+        keys = sorted(enumerate(value), key=order)
+        return [value[k] for _, k in keys]
+    return None
+
+
 def _strings_from(value: Any) -> list[str] | None:
     """Questions from a decoded JSON value, or None when its shape is not one we know."""
     if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, dict):
-                text = item.get("question") or item.get("query") or item.get("text")
-                if not isinstance(text, str):
-                    return None
-                out.append(text)
-            else:
-                return None
-        return out
+        return _strings_from_list(value)
     if isinstance(value, dict):
-        for key in ("questions", "queries", "items", "results"):
-            if key in value:
-                return _strings_from(value[key])
-        if value and all(isinstance(v, str) for v in value.values()):
-            # {"question_1": ..., "question_2": ...}: keep the model's numbering, not dict order.
-            def order(item: tuple[int, str]) -> tuple[int, int]:
-                match = _KEY_NUMBER.search(str(item[1]))
-                return (int(match.group(1)) if match else 10**6, item[0])
-
-            keys = sorted(enumerate(value), key=order)
-            return [value[k] for _, k in keys]
-        return None
+        return _strings_from_dict(value)
     return None
 
 

@@ -168,23 +168,26 @@ def load_examples(spec: str | None, workspace_queries: Sequence[str] = ()) -> li
         )
     out: list[str] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise QadapterError(f"{path}:{lineno}: not valid JSON") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise QadapterError(f"{path}:{lineno}: expected an object with a 'text' string")
-            line = text.strip()
-        if line:
-            out.append(line)
+        text = _example_text(path, lineno, line) if line.strip() else ""
+        if text:
+            out.append(text)
     if not out:
         raise QadapterError(f"examples file {path} has no queries")
     return out
+
+
+def _example_text(path: Path, lineno: int, line: str) -> str:
+    """One example query from a line of a text file, or from the ``text`` of a JSONL record."""
+    if path.suffix != ".jsonl":
+        return line.strip()
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise QadapterError(f"{path}:{lineno}: not valid JSON") from None
+    text = record.get("text") if isinstance(record, dict) else None
+    if not isinstance(text, str):
+        raise QadapterError(f"{path}:{lineno}: expected an object with a 'text' string")
+    return text.strip()
 
 
 def pick_examples(examples: Sequence[str], k: int, *, key: str, seed: int = 0) -> list[str]:

@@ -18,7 +18,7 @@ from qadapter.data.types import Document
 from qadapter.errors import QadapterError
 from qadapter.generate.client import ChatClient, RequestFailed, estimate_tokens
 from qadapter.generate.config import GenerateConfig
-from qadapter.generate.journal import GroupCommitWriter, Journal, Usage
+from qadapter.generate.journal import GroupCommitWriter, Journal, Usage, request_key
 from qadapter.generate.parsing import MalformedAnswer, parse_questions
 from qadapter.generate.prompts import PromptTemplate, pick_examples
 
@@ -52,6 +52,66 @@ def estimate_request(messages: list[dict[str, str]], config: GenerateConfig) -> 
     return prompt_tokens, completion
 
 
+@dataclass
+class _Asker:
+    """Asks about one chunk at a time, journaling every paid answer (malformed ones too) as it arrives."""
+
+    client: ChatClient
+    writer: GroupCommitWriter
+    prompt: PromptTemplate
+    config: GenerateConfig
+    examples: Sequence[str]
+    outcome: RunOutcome
+
+    def record(self, doc: Document, key: str, answer: Any) -> dict[str, Any]:
+        return {
+            "key": key,
+            "doc_id": doc.id,
+            "model": self.config.model,
+            "prompt": self.prompt.name,
+            "prompt_version": self.prompt.version,
+            "finish_reason": answer.finish_reason,
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "reported": answer.usage_reported,
+            },
+            "time": round(time.time(), 3),
+            "text": answer.text,
+        }
+
+    async def ask(self, doc: Document) -> None:
+        config, outcome = self.config, self.outcome
+        messages = build_messages(doc, self.prompt, config, self.examples)
+        key = request_key(config.model, messages)
+        prompt_est, completion_est = estimate_request(messages, config)
+        reason = ""
+        for _ in range(config.max_parse_retries + 1):
+            try:
+                answer = await self.client.complete(messages, estimated_tokens=prompt_est + completion_est)
+            except RequestFailed as exc:
+                outcome.failed[doc.id] = str(exc)
+                logger.warning("chunk %s: %s", doc.id, exc)
+                return
+            record = self.record(doc, key, answer)
+            outcome.usage += Usage(answer.prompt_tokens, answer.completion_tokens, 1)
+            try:
+                if answer.finish_reason == "length":
+                    raise MalformedAnswer("the answer was cut off by max_tokens")
+                questions = parse_questions(answer.text)
+            except MalformedAnswer as exc:
+                reason = str(exc)
+                outcome.malformed += 1
+                await self.writer.append({**record, "status": "malformed", "error": reason})
+                logger.info("chunk %s: malformed answer (%s); asking again", doc.id, reason)
+                continue
+            await self.writer.append({**record, "status": "ok", "questions": questions})
+            outcome.answered += 1
+            return
+        hint = "; raise --max-tokens" if "max_tokens" in reason else ""
+        outcome.failed[doc.id] = f"{config.max_parse_retries + 1} malformed answers, last: {reason}{hint}"
+
+
 async def run_requests(
     docs: Sequence[Document],
     *,
@@ -64,64 +124,18 @@ async def run_requests(
 ) -> RunOutcome:
     """Ask for questions about every document in ``docs``; return what happened. Raises QadapterError on an error
     that retrying cannot fix (bad key, unknown model), after cancelling the other workers."""
-    from tqdm.auto import tqdm
+    from qadapter.core.progress import progress as progress_bar
 
     outcome = RunOutcome()
-    writer = GroupCommitWriter(journal)
+    asker = _Asker(client, GroupCommitWriter(journal), prompt, config, examples, outcome)
     queue: asyncio.Queue[Document] = asyncio.Queue()
     for doc in docs:
         queue.put_nowait(doc)
-    bar = tqdm(total=len(docs), desc="generating", unit="chunk", disable=not progress, dynamic_ncols=True)
-
-    async def one(doc: Document) -> None:
-        messages = build_messages(doc, prompt, config, examples)
-        prompt_est, completion_est = estimate_request(messages, config)
-        reason = ""
-        for _ in range(config.max_parse_retries + 1):
-            try:
-                answer = await client.complete(messages, estimated_tokens=prompt_est + completion_est)
-            except RequestFailed as exc:
-                outcome.failed[doc.id] = str(exc)
-                logger.warning("chunk %s: %s", doc.id, exc)
-                return
-            record: dict[str, Any] = {
-                "doc_id": doc.id,
-                "model": config.model,
-                "prompt": prompt.name,
-                "prompt_version": prompt.version,
-                "finish_reason": answer.finish_reason,
-                "usage": {
-                    "prompt_tokens": answer.prompt_tokens,
-                    "completion_tokens": answer.completion_tokens,
-                    "reported": answer.usage_reported,
-                },
-                "time": round(time.time(), 3),
-                "text": answer.text,
-            }
-            outcome.usage += Usage(answer.prompt_tokens, answer.completion_tokens, 1)
-            try:
-                if answer.finish_reason == "length":
-                    raise MalformedAnswer("the answer was cut off by max_tokens")
-                questions = parse_questions(answer.text)
-            except MalformedAnswer as exc:
-                reason = str(exc)
-                outcome.malformed += 1
-                await writer.append({**record, "status": "malformed", "error": reason})
-                logger.info("chunk %s: malformed answer (%s); asking again", doc.id, reason)
-                continue
-            await writer.append({**record, "status": "ok", "questions": questions})
-            outcome.answered += 1
-            return
-        hint = "; raise --max-tokens" if "max_tokens" in reason else ""
-        outcome.failed[doc.id] = f"{config.max_parse_retries + 1} malformed answers, last: {reason}{hint}"
+    bar = progress_bar(len(docs), "generating", "chunk", enabled=progress)
 
     async def worker() -> None:
-        while True:
-            try:
-                doc = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await one(doc)
+        while not queue.empty():
+            await asker.ask(queue.get_nowait())
             bar.update(1)
             bar.set_postfix(
                 tokens=outcome.usage.prompt_tokens + outcome.usage.completion_tokens, refresh=False

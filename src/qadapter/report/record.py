@@ -1,7 +1,7 @@
 """Keep an evaluation with the adapter it scored: metrics in ``config.json``, the model card, and ``report/``.
 
-Used by ``qadapter evaluate --adapter`` and by ``qadapter run``; it lives with the evaluate stage (not in the
-pipeline) so the CLI's evaluate command depends only on the stage it wraps.
+Used by ``qadapter evaluate --adapter`` and by ``qadapter run``; it sits after evaluation and report writing, so
+neither the CLI nor the pipeline has to reach into the other.
 """
 
 from __future__ import annotations
