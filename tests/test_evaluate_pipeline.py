@@ -175,10 +175,16 @@ def test_evaluate_rejects_a_mismatched_adapter(ws: Workspace) -> None:
 
 
 def test_evaluate_rejects_unknown_stores_and_metrics(ws: Workspace) -> None:
+    from qadapter.evaluate import EVAL_STORES
+    from qadapter.stores import STORES
+
+    assert ("exact", *STORES) == EVAL_STORES  # read from the one stores registry
     with pytest.raises(
-        QadapterError, match="unknown store 'faiss'; valid stores for evaluation: exact, chroma"
+        QadapterError, match=f"unknown store 'faiss'; valid stores for evaluation: {', '.join(EVAL_STORES)}$"
     ):
         evaluate(ws, "test", model=KeywordEncoder(), store="faiss")
+    with pytest.raises(QadapterError, match="unknown device 'tpu'"):
+        evaluate(ws, "test", model=KeywordEncoder(), device="tpu")
     with pytest.raises(QadapterError, match="unknown metric 'accuracy@3'"):
         evaluate(ws, "test", model=KeywordEncoder(), metrics=["accuracy@3"])
 
@@ -197,11 +203,93 @@ def test_chroma_store_gives_the_same_metrics_as_exact_search(ws: Workspace) -> N
     assert again["adapted"] == pytest.approx(ADAPTED)
 
 
+def test_evaluate_reports_rank_changes_and_scores_derived_by_hand(ws: Workspace) -> None:
+    results = evaluate(
+        ws,
+        "test",
+        adapter=drop_wind_water(),
+        model=KeywordEncoder(),
+        metrics=METRICS,
+        n_boot=50,
+        device="cpu",
+    )
+    # first relevant ranks (see the table above): base t1 1, t2 3, t3 1, t4 2; adapted t1 1, t2 1, t3 1, t4 3
+    changes = results["rank_changes"]
+    assert (changes["up"], changes["down"], changes["same"], changes["depth"]) == (1, 1, 2, len(DOCS))
+    assert dict(zip(changes["buckets"], changes["counts"], strict=True))["up 2-5"] == 1
+    curves = results["curves"]
+    assert curves["baseline"]["hit"][:3] == pytest.approx([2 / 4, 3 / 4, 1.0])
+    assert curves["adapted"]["hit"][:3] == pytest.approx([3 / 4, 3 / 4, 1.0])
+    assert curves["adapted"]["ndcg"][9 if len(DOCS) > 9 else -1] == pytest.approx(ADAPTED["ndcg@10"])
+    # cosine of each (query, relevant document): base 1, 1/sqrt(3), 1, 2/sqrt(6); adapted 1, 1, 1, 1/sqrt(3)
+    scores = results["score_distribution"]
+    assert scores["baseline"]["relevant"]["median"] == pytest.approx((1 + 2 / np.sqrt(6)) / 2, abs=1e-4)
+    assert scores["adapted"]["relevant"]["median"] == pytest.approx(1.0, abs=1e-4)
+    assert results["offline_share"] == 0.0 and results["caveat"] is None
+    assert "score_scale" not in results  # this adapter records no mapping
+
+
+def _mark_offline(ws: Workspace, ids: set[str]) -> None:
+    from qadapter.generate.offline import GENERATOR
+
+    ws.write_queries(
+        [Query(q.id, q.text, {"generator": GENERATOR} if q.id in ids else {}) for q in ws.queries().values()]
+    )
+
+
+CAVEAT = "of these test queries are offline pseudo-queries cut from the documents; they do not predict real questions."
+
+
+def test_evaluate_report_and_card_say_when_test_queries_are_offline(ws: Workspace, tmp_path: Path) -> None:
+    from qadapter.report.record import record_evaluation
+
+    _mark_offline(ws, {"t1", "t2", "t3", "q0"})  # 3 of the 4 test queries (q0 is a training query)
+    path = save_adapter(drop_wind_water(), tmp_path / "adapter")
+    results = evaluate(ws, "test", adapter=path, model=KeywordEncoder(), n_boot=50)
+    assert results["offline_share"] == 0.75 and results["caveat"] == f"75% {CAVEAT}"
+    report = record_evaluation(path, results)
+    assert report is not None and f"**75% {CAVEAT}**" in report.read_text().splitlines()[2]
+    assert f"**75% {CAVEAT}**" in (path / "README.md").read_text()
+    assert json.loads((path / CONFIG_FILE).read_text())["metrics"]["offline_share"] == 0.75
+
+
+def test_cli_evaluate_says_when_test_queries_are_offline(
+    cli_ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _mark_offline(cli_ws, {"t1", "t2", "t3", "t4"})
+    code, out, err = call(["evaluate", str(cli_ws.path), "--metrics", "mrr@10"], capsys)
+    assert code == 0, err
+    assert f"note: All {CAVEAT}" in out
+    code, out, err = call(["evaluate", str(cli_ws.path), "--metrics", "mrr@10", "--json"], capsys)
+    assert code == 0, err
+    results = strict_json(out)
+    assert (
+        isinstance(results, dict) and results["caveat"] == f"All {CAVEAT}" and results["offline_share"] == 1.0
+    )
+
+
+def test_cli_store_choices_come_from_the_registry() -> None:
+    import click
+
+    from qadapter.cli.evaluate import evaluate_command
+    from qadapter.core.device import DEVICES
+    from qadapter.evaluate import EVAL_STORES
+
+    options = {p.name: p for p in evaluate_command.params}
+    assert (
+        isinstance(options["store"].type, click.Choice)
+        and tuple(options["store"].type.choices) == EVAL_STORES
+    )
+    assert (
+        isinstance(options["device"].type, click.Choice) and tuple(options["device"].type.choices) == DEVICES
+    )
+
+
 # -- pipeline ----------------------------------------------------------------------------------------------------
 
 
 def test_record_evaluation_writes_report_and_metrics(ws: Workspace, tmp_path: Path) -> None:
-    from qadapter.pipeline import record_evaluation
+    from qadapter.report.record import record_evaluation
 
     path = save_adapter(drop_wind_water(), tmp_path / "adapter")
     results = evaluate(ws, "test", adapter=path, model=KeywordEncoder(), n_boot=50)
@@ -473,7 +561,7 @@ def test_default_recipe_through_the_cli_on_a_planted_task(
     assert results["comparison"]["mrr@10"]["significant"]
     report = (adapter / "report" / "report.md").read_text()
     assert "## Model selection" in report and f"**Chosen:** `{trained['chosen']}`" in report
-    assert "## Learning curve" in report and (adapter / "report" / "metrics.png").is_file()
+    assert "## Learning curve" in report and (adapter / "report" / "metric_curves.png").is_file()
     config = load_adapter(adapter).config
     assert config["training"]["recipe"] == "default" and config["data"]["n_training_documents"] == 100
 

@@ -70,5 +70,7 @@ def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
     if table:
         split = metrics.get("split", "test")
         parts += [f"## Evaluation ({split} split, {metrics.get('n_queries', '?')} queries)", "", table, ""]
+        if metrics.get("caveat"):  # the sentence qadapter.evaluate wrote when test queries are pseudo-queries
+            parts += [f"**{metrics['caveat']}**", ""]
     parts += [f"Saved by qadapter {config.get('qadapter_version', '')}.", ""]
     return "\n".join(parts)

@@ -7,6 +7,8 @@ import json
 import click
 
 from qadapter.cli.options import json_option, progress_option, want_progress
+from qadapter.core.device import DEVICES
+from qadapter.evaluate.retrieval import EVAL_STORES
 
 
 @click.command("evaluate")
@@ -21,10 +23,17 @@ from qadapter.cli.options import json_option, progress_option, want_progress
 @click.option("--model", default=None, help="Base model (default: the one recorded in the adapter).")
 @click.option(
     "--store",
-    type=click.Choice(["exact", "chroma"]),
+    type=click.Choice(EVAL_STORES),
     default="exact",
     show_default=True,
-    help="exact numpy search, or a real persistent ChromaDB collection (cosine).",
+    help="exact search, or a real persistent collection of that vector store (cosine).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where exact search runs (auto: a GPU when there is one).",
 )
 @click.option("-k", "ks", default="1,3,5,10", show_default=True, help="Cutoffs for hit/recall/mrr/ndcg.")
 @click.option(
@@ -47,6 +56,7 @@ def evaluate_command(
     adapter: str | None,
     model: str | None,
     store: str,
+    device: str,
     ks: str,
     metrics: str | None,
     report: bool,
@@ -56,29 +66,21 @@ def evaluate_command(
 ) -> None:
     """Score the base model and the adapted queries of WORKSPACE's qrels/<split>.tsv.
 
-    With --json, stdout carries exactly one JSON object: {"n_queries", "baseline": {...}, "adapted": {...}, ...}.
+    With --json, stdout carries exactly one JSON object: {"n_queries", "baseline": {...}, "adapted": {...},
+    "caveat": str | null, ...}. When any test query is an offline pseudo-query, both outputs say so.
     """
-    from qadapter.core.metrics import default_metrics
-    from qadapter.errors import QadapterError
     from qadapter.evaluate import evaluate
-    from qadapter.pipeline import record_evaluation
     from qadapter.report import format_table
+    from qadapter.report.record import record_evaluation
 
-    if metrics:
-        names = [m.strip() for m in metrics.split(",") if m.strip()]
-    else:
-        try:
-            cutoffs = [int(k) for k in ks.split(",") if k.strip()]
-        except ValueError:
-            raise QadapterError(f"-k takes comma-separated integers like '1,3,5,10', got '{ks}'") from None
-        names = default_metrics(cutoffs)
     results = evaluate(
         workspace,
         split,
         adapter=adapter,
         model=model,
-        metrics=names,
+        metrics=_metric_names(metrics, ks),
         store=store,
+        device=device,
         seed=seed,
         progress=want_progress(progress),
     )
@@ -88,5 +90,21 @@ def evaluate_command(
         return
     click.echo(f"{results['n_queries']} queries, split {split}, model {results['model']}, {store} search")
     click.echo(format_table(results))  # type: ignore[arg-type]
+    if results.get("caveat"):
+        click.echo(f"note: {results['caveat']}")
     if report_path:
         click.echo(f"report: {report_path}")
+
+
+def _metric_names(metrics: str | None, ks: str) -> list[str]:
+    """--metrics as given, else hit/recall/mrr/ndcg at the -k cut-offs."""
+    from qadapter.core.metrics import default_metrics
+    from qadapter.errors import QadapterError
+
+    if metrics:
+        return [m.strip() for m in metrics.split(",") if m.strip()]
+    try:
+        cutoffs = [int(k) for k in ks.split(",") if k.strip()]
+    except ValueError:
+        raise QadapterError(f"-k takes comma-separated integers like '1,3,5,10', got '{ks}'") from None
+    return default_metrics(cutoffs)

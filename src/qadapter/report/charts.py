@@ -16,49 +16,123 @@ import numpy as np
 from qadapter.data.atomic import atomic_open
 
 if TYPE_CHECKING:
-    from qadapter.report.markdown import CurvePoint, History, Results
+    from qadapter.report.types import CurvePoint, History, Results
 
 BASE_COLOR = "#9aa5b1"
 ADAPTED_COLOR = "#1f77b4"
 LOSS_COLOR = "#d62728"
+UP_COLOR = "#2ca02c"
+DOWN_COLOR = "#d62728"
+#: the two series of each score-distribution panel: (summary key, colour, label)
+SCORE_SERIES = (
+    ("relevant", ADAPTED_COLOR, "relevant"),
+    ("non_relevant", LOSS_COLOR, "non-relevant in top {k}"),
+)
 DPI = 120
 
 
-def metrics_chart(path: str | Path, results: Results) -> Path:
-    """Grouped bars, base model vs adapter, one group per metric, with bootstrap CI error bars when available."""
-    names = list(results["baseline"])
-    base = np.array([results["baseline"][m] for m in names])
-    adapted = np.array([results["adapted"].get(m, np.nan) for m in names])
-    comparison = results.get("comparison") or {}
-    fig = _figure(width=max(5.0, 0.55 * len(names) + 2.0), height=4.0)
+def metric_curves_chart(path: str | Path, results: Results) -> Path:
+    """hit@k, recall@k and ndcg@k for k = 1..depth, base model vs adapter (one panel per metric).
+
+    When hit@k equals recall@k for both systems (every query has one relevant document) one panel shows both.
+    """
+    curves = results.get("curves") or {}
+    base, adapted = curves.get("baseline") or {}, curves.get("adapted") or {}
+    panels = [m for m in ("hit", "recall", "ndcg") if base.get(m) and adapted.get(m)]
+    same = (
+        "hit" in panels
+        and "recall" in panels
+        and base["hit"] == base["recall"]
+        and adapted["hit"] == adapted["recall"]
+    )
+    if same:
+        panels.remove("recall")
+    fig = _figure(width=4.0 * max(1, len(panels)), height=3.6)
+    for i, metric in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), i)
+        k = np.arange(1, len(base[metric]) + 1)
+        ax.plot(k, base[metric], color=BASE_COLOR, linestyle="--", linewidth=2, label="base model")
+        ax.plot(k, adapted[metric], color=ADAPTED_COLOR, linewidth=2, label="adapter")
+        ax.set_xscale("log")
+        ticks = [t for t in (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= k[-1]]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("k (results kept per query)")
+        title = "hit@k = recall@k" if metric == "hit" and same else f"{metric}@k"
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if i == 1:
+            ax.set_ylabel(f"mean over {results['n_queries']} {results['split']} queries")
+            ax.legend(loc="lower right", frameon=False)
+    return _save(fig, path)
+
+
+def rank_change_chart(path: str | Path, changes: dict[str, Any]) -> Path:
+    """Queries per rank-change bucket of their first relevant document (red: moved down, green: moved up)."""
+    labels, counts = list(changes["buckets"]), list(changes["counts"])
+    colors = [
+        DOWN_COLOR if b.startswith("down") else UP_COLOR if b.startswith("up") else BASE_COLOR for b in labels
+    ]
+    fig = _figure(width=6.5, height=3.6)
     ax = fig.add_subplot()
-    x = np.arange(len(names))
-    width = 0.38
-    base_ci = [comparison[m]["baseline_ci"] if m in comparison else None for m in names]
-    adapted_ci = [comparison[m]["adapted_ci"] if m in comparison else None for m in names]
-    for offset, values, intervals, label, color in (
-        (-width / 2, base, base_ci, "base model", BASE_COLOR),
-        (width / 2, adapted, adapted_ci, "adapter", ADAPTED_COLOR),
-    ):
-        yerr = _error_bars(values, intervals)
-        ax.bar(x + offset, values, width, yerr=yerr, capsize=2, label=label, color=color, ecolor="#333333")
-    ax.set_xticks(x, names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center")
-    top = max(1e-3, float(np.nanmax(np.concatenate([base, adapted]))))
-    ax.set_ylim(0, top * 1.25)  # headroom for the legend above the bars
-    ax.set_ylabel("score (mean over queries)")
-    title = f"{results['split']} split, {results['n_queries']} queries"
-    if comparison:
-        level = round(100 * (1 - next(iter(comparison.values()))["alpha"]))
-        title += f" (error bars: {level}% bootstrap CI)"
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper center", ncols=2, frameon=False)
+    bars = ax.bar(np.arange(len(labels)), counts, color=colors)
+    ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylabel("queries")
+    ax.set_ylim(0, max(1, max(counts)) * 1.15)
+    ax.set_title(
+        f"first relevant document: {changes['up']} queries up, {changes['down']} down, {changes['same']} same",
+        fontsize=10,
+    )
+    ax.set_xlabel(f"change of rank (not in the top {changes['depth']} counts as rank {changes['depth'] + 1})")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     return _save(fig, path)
 
 
+def score_distribution_chart(
+    path: str | Path, dist: dict[str, Any], scale: dict[str, Any] | None = None
+) -> Path:
+    """Histograms of relevant and returned non-relevant scores, base model (left) and adapter (right)."""
+    edges = np.asarray(dist["bins"], dtype=float)
+    lo, hi = _occupied_range(dist, edges)
+    fig = _figure(width=9.0, height=4.0)
+    panels = (("baseline", "base model", "threshold"), ("adapted", "adapter", "mapped_threshold"))
+    for i, (name, title, cut) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, 2, i, sharey=fig.axes[0] if i > 1 else None)
+        for kind, color, label in SCORE_SERIES:
+            summary = dist[name][kind]
+            counts = np.asarray(summary["counts"], dtype=float)
+            ax.stairs(
+                counts / max(1.0, counts.sum()),
+                edges,
+                color=color,
+                linewidth=1.8,
+                label=f"{label.format(k=dist.get('k', 'k'))}, median {_fmt(summary.get('median'))}",
+            )
+            if summary.get("median") is not None:
+                ax.axvline(summary["median"], color=color, linestyle=":", linewidth=1)
+        if scale:
+            ax.axvline(scale[cut], color="black", linewidth=1, label=f"cut-off {scale[cut]:.2f}")
+        ax.set_xlim(lo, hi)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("cosine score")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False, fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("share of scores")
+    return _save(fig, path)
+
+
 def training_chart(path: str | Path, history: History) -> Path:
     """Training loss and validation metric per epoch, side by side (each panel only if its series exists)."""
+    return _save(training_figure(history), path)
+
+
+def training_figure(history: History) -> Any:
+    """The figure of :func:`training_chart`; epochs are labelled with whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
     loss, val = history.get("train_loss") or [], history.get("val") or []
     panels = [p for p in (("loss", loss), ("val", val)) if p[1]]
     fig = _figure(width=4.2 * max(1, len(panels)), height=3.4)
@@ -76,8 +150,9 @@ def training_chart(path: str | Path, history: History) -> Path:
             ax.scatter([epochs[at]], [series[at]], s=60, facecolors="none", edgecolors="black", zorder=3)
             ax.set_title(f"validation {name} (circle: kept)", fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 2.5
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def learning_curve_chart(path: str | Path, curve: Sequence[CurvePoint]) -> Path:
@@ -106,15 +181,18 @@ def learning_curve_chart(path: str | Path, curve: Sequence[CurvePoint]) -> Path:
     return _save(fig, path)
 
 
-def _error_bars(values: np.ndarray, intervals: Sequence[Any]) -> np.ndarray | None:
-    if not any(intervals):
-        return None
-    err = np.zeros((2, len(values)))
-    for i, interval in enumerate(intervals):
-        if interval:
-            lo, hi = interval
-            err[:, i] = [max(0.0, values[i] - lo), max(0.0, hi - values[i])]
-    return err
+def _occupied_range(dist: dict[str, Any], edges: np.ndarray) -> tuple[float, float]:
+    """The score range holding any counts, with one bin of margin (the full bin range when empty)."""
+    total = sum(np.asarray(dist[r][k]["counts"]) for r in ("baseline", "adapted") for k, _, _ in SCORE_SERIES)
+    filled = np.flatnonzero(total)
+    if not filled.size:
+        return float(edges[0]), float(edges[-1])
+    first, last = max(0, filled[0] - 1), min(len(edges) - 1, filled[-1] + 2)
+    return float(edges[first]), float(edges[last])
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _epochs(history: History, n: int) -> list[int]:

@@ -1,21 +1,23 @@
-"""The ``report.md`` written next to every trained adapter, and the short before/after table for the terminal.
+"""The ``report.md`` written next to every trained adapter.
 
 The report leads with one honest sentence (the change in the primary metric, its confidence interval, its p-value
-and how many queries got better or worse), then the full metric table, what model selection tried and why it chose
-what it chose, the training curves and the learning curve with a plain reading of it.
+and how many queries got better or worse, and, when the test queries are offline pseudo-queries, that they do not
+predict real questions), then the full metric table, the metric at every k, how far queries moved, the score scale,
+what model selection tried and why, the training curves and the learning curve with a plain reading of it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
 
 from qadapter.data.atomic import atomic_open
 from qadapter.errors import QadapterError
-from qadapter.evaluate.stats import MetricComparison
+from qadapter.evaluate.caveats import pseudo_query_caveat
+from qadapter.report.tables import curve_table, format_p, metrics_table, selection_table
+from qadapter.report.types import CurvePoint, History, Results, Selection
 
 logger = logging.getLogger(__name__)
 
@@ -23,53 +25,6 @@ logger = logging.getLogger(__name__)
 RISING_MIN_GAIN = 0.005
 #: Metrics the headline prefers, in order, when neither the results nor the history name one.
 PREFERRED_METRICS = ("mrr@10", "ndcg@10", "hit@10", "recall@10")
-
-
-class Results(TypedDict):
-    """Test-set evaluation of the base model and the adapter on the same queries."""
-
-    split: str  # qrels split the numbers come from, e.g. "test"
-    n_queries: int
-    model: str  # base embedding model name
-    store: Literal["exact", "chroma"]  # where retrieval ran
-    baseline: dict[str, float]  # metric -> mean over queries
-    adapted: dict[str, float]
-    comparison: NotRequired[dict[str, MetricComparison]]  # output of qadapter.evaluate.stats.compare
-    primary_metric: NotRequired[str]  # metric for the headline (else history's val_metric, else mrr@10, ...)
-
-
-class History(TypedDict, total=False):
-    """Per-epoch training history; any of the series may be missing."""
-
-    epochs: list[int]
-    train_loss: list[float]
-    val: list[float]  # validation metric per epoch
-    val_metric: str  # e.g. "mrr@10"
-    best_epoch: int  # the epoch whose weights were kept (else the last)
-
-
-class CurvePoint(TypedDict):
-    """One learning-curve point: test scores after training on ``n_pairs`` (query, document) pairs."""
-
-    n_pairs: int
-    baseline: float
-    adapted: float
-    metric: str
-
-
-class Candidate(TypedDict):
-    name: str
-    params: dict[str, Any]
-    val: dict[str, float]  # validation metric -> score
-    chosen: bool
-
-
-class Selection(TypedDict):
-    """What model selection tried on the validation split and what it kept."""
-
-    candidates: list[Candidate]
-    chosen: str
-    reason: str
 
 
 def write_report(
@@ -82,29 +37,46 @@ def write_report(
 ) -> list[Path]:
     """Write ``report.md`` and its PNG charts into ``folder``; return the paths written (report first).
 
-    Charts are drawn only for the data given: ``metrics.png`` always, ``training.png`` when ``history`` has a
+    Charts are drawn only for the data given: ``metric_curves.png`` (results with ``curves``), ``rank_changes.png``
+    (``rank_changes``), ``score_distribution.png`` (``score_distribution``), ``training.png`` when ``history`` has a
     loss or validation series, ``learning_curve.png`` when ``learning_curve`` has points. Every file is written
     atomically, so an interrupted run never leaves a half-written report.
     """
-    from qadapter.report import charts  # matplotlib loads only when a report is actually written
-
     _check_results(results)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    images: dict[str, Path] = {}
-    images["metrics"] = charts.metrics_chart(folder / "metrics.png", results)
-    if history and (history.get("train_loss") or history.get("val")):
-        images["training"] = charts.training_chart(folder / "training.png", history)
     curve = sorted(learning_curve or [], key=lambda p: p["n_pairs"])
-    if curve:
-        images["learning_curve"] = charts.learning_curve_chart(folder / "learning_curve.png", curve)
-
+    images = draw_charts(folder, results, history=history, learning_curve=curve)
     text = render_markdown(results, history=history, learning_curve=curve, selection=selection, images=images)
     report = folder / "report.md"
     with atomic_open(report, "w") as handle:
         handle.write(text)
     logger.info("wrote %s and %d chart(s)", report, len(images))
     return [report, *images.values()]
+
+
+def draw_charts(
+    folder: Path, results: Results, *, history: History | None, learning_curve: Sequence[CurvePoint]
+) -> dict[str, Path]:
+    """Draw every chart whose data is present; returns section key -> PNG path."""
+    from qadapter.report import charts  # matplotlib loads only when a report is actually written
+
+    images: dict[str, Path] = {}
+    if results.get("curves"):
+        images["curves"] = charts.metric_curves_chart(folder / "metric_curves.png", results)
+    if results.get("rank_changes"):
+        images["rank_changes"] = charts.rank_change_chart(
+            folder / "rank_changes.png", results["rank_changes"]
+        )
+    if results.get("score_distribution"):
+        images["scores"] = charts.score_distribution_chart(
+            folder / "score_distribution.png", results["score_distribution"], results.get("score_scale")
+        )
+    if history and (history.get("train_loss") or history.get("val")):
+        images["training"] = charts.training_chart(folder / "training.png", history)
+    if learning_curve:
+        images["learning_curve"] = charts.learning_curve_chart(folder / "learning_curve.png", learning_curve)
+    return images
 
 
 def render_markdown(
@@ -124,28 +96,10 @@ def render_markdown(
         f"Base model `{results['model']}`, retrieval with the `{results['store']}` store, "
         f"evaluated on the `{results['split']}` split ({results['n_queries']} queries).",
         "",
-        "## Test metrics",
-        "",
-        *metrics_table(results),
-        "",
     ]
-    if results.get("comparison"):
-        level = round(100 * (1 - next(iter(results["comparison"].values()))["alpha"]))
-        lines += [
-            f"Confidence intervals are {level}% paired percentile-bootstrap intervals over queries (Efron & "
-            "Tibshirani, 1993); p is a two-sided paired randomization test on the per-query differences (Smucker, "
-            "Allan & Carterette, 2007). *better / worse / tied* count queries whose score went up, down or stayed.",
-            "",
-        ]
-    if "metrics" in images:
-        lines += [f"![Base model vs adapter per metric]({images['metrics'].name})", ""]
-        if results.get("comparison"):
-            lines += [
-                "Error bars show each system's own uncertainty. Because both systems answer the same queries, "
-                "the paired interval of the delta in the table is much narrower: overlapping bars do not mean "
-                "there is no difference.",
-                "",
-            ]
+    lines += _metrics_section(results, images)
+    lines += _rank_section(results, images)
+    lines += _score_section(results, images)
     if selection and selection.get("candidates"):
         lines += ["## Model selection", "", *selection_table(selection), ""]
         lines += [f"**Chosen:** `{selection['chosen']}`. {selection.get('reason', '')}".rstrip(), ""]
@@ -158,17 +112,97 @@ def render_markdown(
             "",
         ]
     if learning_curve:
-        lines += ["## Learning curve", "", learning_curve_reading(learning_curve), ""]
-        lines += _curve_table(learning_curve)
+        lines += [
+            "## Learning curve",
+            "",
+            learning_curve_reading(learning_curve),
+            "",
+            *curve_table(learning_curve),
+        ]
         if "learning_curve" in images:
             lines += ["", f"![Learning curve]({images['learning_curve'].name})"]
         lines.append("")
     return "\n".join(lines)
 
 
+def _metrics_section(results: Results, images: Mapping[str, Path]) -> list[str]:
+    lines = ["## Test metrics", "", *metrics_table(results), ""]
+    if results.get("comparison"):
+        level = round(100 * (1 - next(iter(results["comparison"].values()))["alpha"]))
+        lines += [
+            f"Confidence intervals are {level}% paired percentile-bootstrap intervals over queries (Efron & "
+            "Tibshirani, 1993); p is a two-sided paired randomization test on the per-query differences (Smucker, "
+            "Allan & Carterette, 2007). *better / worse / tied* count queries whose score went up, down or stayed.",
+            "",
+        ]
+    if "curves" in images:
+        lines += [
+            f"![Base model vs adapter at every k]({images['curves'].name})",
+            "",
+            "The metric at every cut-off k: how much the adapter helps depends on how many results the "
+            "application keeps.",
+            "",
+        ]
+    return lines
+
+
+def _rank_section(results: Results, images: Mapping[str, Path]) -> list[str]:
+    changes = results.get("rank_changes")
+    if not changes:
+        return []
+    lines = [
+        "## How far queries moved",
+        "",
+        f"The first relevant document of {changes['up']} queries moved up, of {changes['down']} down, and of "
+        f"{changes['same']} stayed at the same rank; {changes['found']} queries found a relevant document in the "
+        f"top {changes['depth']} that the base model missed, {changes['lost']} lost one.",
+        "",
+    ]
+    if "rank_changes" in images:
+        lines += [f"![Rank changes per query]({images['rank_changes'].name})", ""]
+    return lines
+
+
+def _score_section(results: Results, images: Mapping[str, Path]) -> list[str]:
+    dist = results.get("score_distribution")
+    if not dist or dist["baseline"]["relevant"].get("median") is None:
+        return []
+    base, adapted = dist["baseline"]["relevant"], dist["adapted"]["relevant"]
+    lines = [
+        "## Score scale",
+        "",
+        f"The median cosine between a query and its relevant document is {base['median']:.3f} with the base model and "
+        f"{adapted['median']:.3f} with the adapter. A similarity cut-off tuned for the base model "
+        '("keep chunks with score > 0.4") keeps a different share of results with the adapter.',
+        "",
+    ]
+    scale = results.get("score_scale")
+    if scale:
+        lines += [
+            f"The threshold mapping recorded at training time (adapter config `score_scale`, fitted without test "
+            f"data) maps a base cut-off of {scale['threshold']} to {scale['mapped_threshold']:.3f}: of the top-"
+            f"{scale['k']} results here it keeps {100 * scale['adapted_share']:.1f}% against the base model's "
+            f"{100 * scale['base_share']:.1f}% (the unchanged cut-off would keep "
+            f"{100 * scale['adapted_share_unmapped']:.1f}%).",
+            "",
+        ]
+    if "scores" in images:
+        lines += [f"![Score distributions]({images['scores'].name})", ""]
+    return lines
+
+
 def headline(results: Results, *, selection: Selection | None = None, metric: str | None = None) -> str:
-    """One sentence a reader can act on: what changed, how sure we are, and on how many queries."""
+    """One sentence a reader can act on: what changed, how sure we are, and on how many queries.
+
+    When any test query is an offline pseudo-query, the sentence saying so follows the number, in bold.
+    """
     metric = metric or primary_metric(results)
+    text = _verdict(results, selection, metric)
+    caveat = results.get("caveat") or pseudo_query_caveat(results.get("offline_share"))
+    return f"{text} **{caveat}**" if caveat else text
+
+
+def _verdict(results: Results, selection: Selection | None, metric: str) -> str:
     base, adapted = results["baseline"][metric], results["adapted"][metric]
     where = f"on {results['n_queries']} {results['split']} queries"
     if selection is not None and _chose_identity(selection):
@@ -198,50 +232,6 @@ def headline(results: Results, *, selection: Selection | None = None, metric: st
     )
 
 
-def metrics_table(results: Results) -> list[str]:
-    """Markdown table rows: base, adapted, delta and (when compared) CI, p and per-query counts per metric."""
-    comparison = results.get("comparison") or {}
-    if comparison:
-        level = round(100 * (1 - next(iter(comparison.values()))["alpha"]))
-        rows = [
-            f"| metric | base | adapted | delta | {level}% CI of delta | p | better / worse / tied |",
-            "|---|---:|---:|---:|---|---:|---|",
-        ]
-    else:
-        rows = ["| metric | base | adapted | delta |", "|---|---:|---:|---:|"]
-    for name in results["baseline"]:
-        base, adapted = results["baseline"][name], results["adapted"].get(name, math.nan)
-        row = f"| {name} | {base:.3f} | {adapted:.3f} | {adapted - base:+.3f} |"
-        comp = comparison.get(name)
-        if comp is not None:
-            lo, hi = comp["delta_ci"]
-            p = format_p(comp["p_value"])
-            row += f" [{lo:+.3f}, {hi:+.3f}] | {'**' + p + '**' if comp['significant'] else p} |"
-            row += f" {comp['better']} / {comp['worse']} / {comp['tied']} |"
-        elif comparison:
-            row += " | | |"
-        rows.append(row)
-    return rows
-
-
-def selection_table(selection: Selection) -> list[str]:
-    """Markdown table of the candidates model selection tried, their validation scores and the one it kept."""
-    candidates = selection["candidates"]
-    metrics: list[str] = []
-    for cand in candidates:
-        metrics += [m for m in cand.get("val", {}) if m not in metrics]
-    rows = [
-        "| candidate | parameters | " + " | ".join(f"val {m}" for m in metrics) + " | chosen |",
-        "|---|---|" + "---:|" * len(metrics) + ":---:|",
-    ]
-    for cand in candidates:
-        params = ", ".join(f"{k}={_short(v)}" for k, v in cand.get("params", {}).items()) or "-"
-        scores = " | ".join(f"{cand['val'][m]:.3f}" if m in cand.get("val", {}) else "-" for m in metrics)
-        mark = "yes" if cand.get("chosen") or cand["name"] == selection.get("chosen") else ""
-        rows.append(f"| {_cell(cand['name'])} | {_cell(params)} | {scores} | {mark} |")
-    return rows
-
-
 def learning_curve_reading(curve: Sequence[CurvePoint]) -> str:
     """Whether more labelled queries would likely help, read off the last step of the learning curve."""
     points = sorted(curve, key=lambda p: p["n_pairs"])
@@ -261,27 +251,6 @@ def learning_curve_reading(curve: Sequence[CurvePoint]) -> str:
     )
 
 
-def format_table(results: Results) -> str:
-    """A short plain-text before/after table for the terminal: metric, base, adapted, delta (and p if compared)."""
-    comparison = results.get("comparison") or {}
-    header = ["metric", "base", "adapted", "delta"] + (["p"] if comparison else [])
-    rows = [header]
-    for name in results["baseline"]:
-        base, adapted = results["baseline"][name], results["adapted"].get(name, math.nan)
-        row = [name, f"{base:.3f}", f"{adapted:.3f}", f"{adapted - base:+.3f}"]
-        if comparison:
-            row.append(format_p(comparison[name]["p_value"]) if name in comparison else "")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    )
-
-
 def primary_metric(results: Results, history: History | None = None) -> str:
     """The metric the headline talks about: the one named by results or history, else a common default."""
     available = list(results["baseline"])
@@ -289,12 +258,6 @@ def primary_metric(results: Results, history: History | None = None) -> str:
         if name and name in results["baseline"] and name in results["adapted"]:
             return name
     return available[0]
-
-
-def format_p(p: float, *, prefix: bool = False) -> str:
-    if p < 0.001:
-        return "p<0.001" if prefix else "<0.001"
-    return f"p={p:.3f}" if prefix else f"{p:.3f}"
 
 
 def _chose_identity(selection: Selection) -> bool:
@@ -319,13 +282,6 @@ def _training_summary(history: History) -> list[str]:
     return [line + ".", ""]
 
 
-def _curve_table(curve: Sequence[CurvePoint]) -> list[str]:
-    metric = curve[-1]["metric"]
-    rows = [f"| training pairs | base {metric} | adapted {metric} |", "|---:|---:|---:|"]
-    rows += [f"| {p['n_pairs']} | {p['baseline']:.3f} | {p['adapted']:.3f} |" for p in curve]
-    return rows
-
-
 def _check_results(results: Mapping[str, Any]) -> None:
     missing = [k for k in ("split", "n_queries", "model", "store", "baseline", "adapted") if k not in results]
     if missing:
@@ -336,11 +292,3 @@ def _check_results(results: Mapping[str, Any]) -> None:
         raise QadapterError(
             "report results have no metrics; evaluate with at least one metric, e.g. 'mrr@10'"
         )
-
-
-def _short(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
