@@ -95,17 +95,22 @@ def _ensure_queries(
     return f"{queries_line(summary)} ({per_chunk} per chunk asked; {how})"
 
 
+#: qrels splits that ``run`` divides into train/test when those are missing, in order of preference: imported
+#: judgements, generated queries, a query log
+SPLIT_SOURCES = ("all", "generated", "log")
+
+
 def _ensure_splits(
     ws: Workspace, train_split: str, test_split: str, *, by: str, test_fraction: float, seed: int
 ) -> str | None:
     splits = ws.splits()
     if train_split in splits and test_split in splits:
         return None
-    source = next((s for s in ("all", "generated") if s in splits), None)
+    source = next((s for s in SPLIT_SOURCES if s in splits), None)
     if source is None:
         raise QadapterError(
-            f"{ws.path}: no qrels splits '{train_split}'/'{test_split}' and no 'all' or 'generated' split to make them "
-            f"from (available: {', '.join(splits) or 'none'})"
+            f"{ws.path}: no qrels splits '{train_split}'/'{test_split}' and no {' or '.join(map(repr, SPLIT_SOURCES))} "
+            f"split to make them from (available: {', '.join(splits) or 'none'})"
         )
     from qadapter.data.splits import make_splits
 

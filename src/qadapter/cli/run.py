@@ -15,6 +15,7 @@ from qadapter.cli.options import (
     progress_option,
     want_progress,
 )
+from qadapter.evaluate.retrieval import EVAL_STORES
 from qadapter.generate.config import DEFAULT_PER_CHUNK
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def print_run(result: RunResult, as_json: bool) -> None:
     }
     click.echo(f"\n{res['n_queries']} {res['split']} queries, {res['model']}, {res['store']} search:")
     click.echo(format_table(cast(Any, table)))
+    if res.get("caveat"):
+        click.echo(f"note: {res['caveat']}")
 
 
 @click.command("run")
@@ -70,7 +73,7 @@ def print_run(result: RunResult, as_json: bool) -> None:
     "--recipe", type=click.Choice(["default", "contrastive", "seed"]), default="default", show_default=True
 )
 @model_option
-@click.option("--store", type=click.Choice(["exact", "chroma"]), default="exact", show_default=True)
+@click.option("--store", type=click.Choice(EVAL_STORES), default="exact", show_default=True)
 @click.option(
     "--llm-model",
     default=None,

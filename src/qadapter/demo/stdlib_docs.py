@@ -252,9 +252,7 @@ def build_stdlib_workspace(
         raise QadapterError("modules is empty; pass at least one module name or None for the default list")
     output = Path(output)
     if output.exists() and not overwrite:
-        raise QadapterError(
-            f"{output} already exists; choose another output path or pass overwrite=True (--overwrite)"
-        )
+        raise QadapterError(f"{output} already exists; choose another output path or pass --overwrite")
 
     entries = collect_entries(modules, min_doc_chars=min_doc_chars)
     rng = random.Random(seed)
