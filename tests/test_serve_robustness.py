@@ -291,3 +291,17 @@ def test_an_unexpected_error_is_a_500_in_the_error_shape() -> None:
 def test_create_app_names_an_unknown_limit() -> None:
     with pytest.raises(TypeError, match="unknown serve limit.*max_qeue.*valid: max_batch"):
         create_app(Adapter.identity(DIM), FakeEncoder(), max_qeue=3)
+
+
+def test_the_cost_estimate_separates_the_cost_per_call_from_the_cost_per_text() -> None:
+    from qadapter.serve.batching import CostEstimate
+
+    cost = CostEstimate()
+    cost.update(1.0, 1)  # one size only: all of it counts per text (cautious)
+    assert cost.seconds(40, max_batch=64) == pytest.approx(40.0)
+    cost.update(2.5, 16)  # 0.9 s per call + 0.1 s per text
+    assert cost.overhead_s == pytest.approx(0.9) and cost.per_text_s == pytest.approx(0.1)
+    assert cost.seconds(40, max_batch=64) == pytest.approx(0.9 + 4.0)
+    assert cost.seconds(128, max_batch=64) == pytest.approx(2 * 0.9 + 12.8)
+    cost.update(0.1, 30)  # a fit with a negative overhead falls back to the average per text
+    assert cost.overhead_s == 0 and cost.per_text_s == pytest.approx((1.0 + 2.5 / 16 + 0.1 / 30) / 3)

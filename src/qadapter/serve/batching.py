@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,19 +68,37 @@ class BatchStats:
         self.largest_batch = max(self.largest_batch, n_texts)
 
 
-@dataclass
 class CostEstimate:
-    """Seconds per text, a moving average over recent encoder calls; 0 until the first call is measured."""
+    """Seconds an encoder call takes for ``n`` texts, ``overhead + n * per_text``, fitted on recent calls.
 
-    seconds_per_text: float = 0.0
-    weight: float = 0.3
+    A fixed cost per call (thread hand-off, tokenizer, model start-up) plus a cost per text: a per-text average
+    alone would take a one-text call's overhead as the price of every text and refuse work the server can do.
+    Until two calls of different sizes are measured the whole time counts per text (the cautious reading).
+    """
+
+    def __init__(self, window: int = 32) -> None:
+        self.samples: deque[tuple[int, float]] = deque(maxlen=window)
+        self.overhead_s = 0.0
+        self.per_text_s = 0.0
 
     def update(self, elapsed_s: float, n_texts: int) -> None:
         if n_texts < 1:
             return
-        sample = elapsed_s / n_texts
-        old = self.seconds_per_text
-        self.seconds_per_text = sample if old == 0 else (1 - self.weight) * old + self.weight * sample
+        self.samples.append((n_texts, elapsed_s))
+        sizes = np.array([n for n, _ in self.samples], dtype=float)
+        times = np.array([t for _, t in self.samples], dtype=float)
+        if np.ptp(sizes) == 0:
+            self.overhead_s, self.per_text_s = 0.0, float(np.mean(times / sizes))
+            return
+        per_text, overhead = np.polyfit(sizes, times, 1)
+        if overhead < 0 or per_text < 0:  # noisy timings: fall back to the cautious reading
+            overhead, per_text = 0.0, float(np.mean(times / sizes))
+        self.overhead_s, self.per_text_s = float(overhead), float(per_text)
+
+    def seconds(self, n_texts: int, max_batch: int) -> float:
+        """Expected seconds to encode ``n_texts`` in calls of at most ``max_batch`` texts."""
+        calls = -(-n_texts // max_batch)
+        return calls * self.overhead_s + n_texts * self.per_text_s
 
 
 class MicroBatcher:
@@ -129,7 +148,7 @@ class MicroBatcher:
 
     def expected_wait_s(self, extra_texts: int = 0) -> float:
         """Seconds until ``extra_texts`` more texts would be encoded, from the texts waiting and the cost per text."""
-        return (self.pending + extra_texts) * self.cost.seconds_per_text
+        return self.cost.seconds(self.pending + extra_texts, self.max_batch)
 
     def overloaded(self) -> bool:
         """Whether a new one-text request would be refused: too many texts waiting, or too long a wait."""
@@ -170,11 +189,12 @@ class MicroBatcher:
         return await loop.run_in_executor(self._executor, self.encode_fn, texts, kind)
 
     async def calibrate(self, texts: list[str], kind: str = "query") -> None:
-        """Measure the cost per text on ``texts`` (after warm-up), so the time bound holds from the first request."""
+        """Time one text and all ``texts`` (after warm-up), so the queue's time bound holds from the first request."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        await self.run_in_worker(texts, kind)
-        self.cost.update(loop.time() - started, len(texts))
+        for sample in (texts[:1], texts):
+            started = loop.time()
+            await self.run_in_worker(sample, kind)
+            self.cost.update(loop.time() - started, len(sample))
 
     async def submit(self, texts: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Encode ``texts`` as ``kind``; returns ``(vectors, token_counts)`` for exactly these texts, in order.

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import ClientDisconnect
 
 from qadapter.serve.errors import APIError
 
@@ -51,6 +52,10 @@ async def read_body(request: Request, limit: int, timeout_s: float | None) -> by
         )
     try:
         return await asyncio.wait_for(_read_limited(request, limit), timeout_s)
+    except ClientDisconnect:
+        raise APIError(
+            499, "the client closed the connection while sending the body", "client_closed"
+        ) from None
     except TimeoutError:
         raise APIError(
             408, f"the request body did not arrive within {timeout_s:g} s; send it faster", "request_timeout"
