@@ -68,13 +68,23 @@ def start_server(adapter_dir: Path, timeout_s: float) -> tuple[subprocess.Popen,
     raise RuntimeError("the server did not answer /health within 120 s")
 
 
-def post(url: str, body: dict | bytes, timeout: float = 600) -> tuple[int, float]:
+CLIENT = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=64))  # keep-alive, shared by threads
+
+
+def post(url: str, body: dict | bytes) -> tuple[int, float]:
+    return post_full(url, body)[:2]  # type: ignore[return-value]
+
+
+def post_full(url: str, body: dict | bytes) -> tuple[int, float, str, str]:
+    """(status, seconds, error code or "", Retry-After or "") of one request."""
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     started = time.monotonic()
-    response = httpx.post(
-        f"{url}/v1/embeddings", content=content, headers={"content-type": "application/json"}, timeout=timeout
+    response = CLIENT.post(
+        f"{url}/v1/embeddings", content=content, headers={"content-type": "application/json"}
     )
-    return response.status_code, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
+    return response.status_code, elapsed, code, response.headers.get("retry-after", "")
 
 
 def run_threads(targets: list) -> None:  # type: ignore[type-arg]
@@ -85,23 +95,20 @@ def run_threads(targets: list) -> None:  # type: ignore[type-arg]
         thread.join(timeout=300)
 
 
-def post_retrying(url: str, body: dict | bytes, retries: int = 3) -> tuple[int, int]:
-    """Like the openai client: retry a 503 after its Retry-After; returns (final status, retries used)."""
+def post_retrying(url: str, body: dict | bytes, retries: int = 3) -> tuple[int, int, str]:
+    """Like the openai client: retry a 503 after its Retry-After; returns (status, retries used, error code)."""
     for attempt in range(retries + 1):
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response = httpx.post(
-            f"{url}/v1/embeddings", content=content, headers={"content-type": "application/json"}, timeout=600
-        )
-        if response.status_code != 503 or attempt == retries:
-            return response.status_code, attempt
-        time.sleep(min(float(response.headers.get("retry-after", "1")), 10.0))
+        status, _, code, retry_after = post_full(url, body)
+        if status != 503 or attempt == retries:
+            return status, attempt, code
+        time.sleep(min(float(retry_after or 1), 10.0))
     raise AssertionError("unreachable")
 
 
 def poisoned_batch(url: str, rounds: int) -> dict:
     """20 normal requests and one with a lone surrogate, sent at once, ``rounds`` times (503s retried)."""
-    good: list[tuple[int, int]] = []
-    bad: list[tuple[int, int]] = []
+    good: list[tuple[int, int, str]] = []
+    bad: list[tuple[int, int, str]] = []
     poison = json.dumps({"input": ["a normal question", "evil \ud800"]}).encode()  # ASCII JSON: \ud800 escape
 
     def normal(i: int) -> None:
@@ -113,15 +120,16 @@ def poisoned_batch(url: str, rounds: int) -> dict:
         targets = [lambda i=i: normal(i) for i in range(20)]
         targets.insert(10, lambda: bad.append(post_retrying(url, poison)))
         run_threads(targets)
-    statuses = [status for status, _ in good]
+    statuses = [status for status, _, _ in good]
     return {
         "rounds": rounds,
         "normal_requests": len(good),
         "normal_ok": statuses.count(200),
         "normal_failed": len(statuses) - statuses.count(200),
-        "normal_503_retries": sum(retries for _, retries in good),
+        "normal_failure_codes": sorted({code for status, _, code in good if status != 200}),
+        "normal_503_retries": sum(retries for _, retries, _ in good),
         "poisoned_requests": len(bad),
-        "poisoned_status": sorted({status for status, _ in bad}),
+        "poisoned_status": sorted({status for status, _, _ in bad}),
     }
 
 
@@ -133,7 +141,7 @@ def measure_speed(url: str) -> float:
 
 
 def health(url: str) -> dict:
-    return httpx.get(f"{url}/health", timeout=5).json()
+    return CLIENT.get(f"{url}/health").json()
 
 
 def disconnects(url: str, n_texts: int, n_clients: int = 6) -> dict:
@@ -175,7 +183,7 @@ def flood(url: str, timeout_s: float, seconds: float, n_texts: int, n_flooders: 
     """Flooders send ``n_texts``-text requests back to back; a 1-text query every 0.5 s measures its fate."""
     stop = time.monotonic() + seconds
     flood_status: list[int] = []
-    queries: list[tuple[int, float]] = []
+    queries: list[tuple[int, float, str, str]] = []
     body = {
         "input": [f"flood text {i} about supplier emissions and renewable energy" for i in range(n_texts)]
     }
@@ -189,19 +197,19 @@ def flood(url: str, timeout_s: float, seconds: float, n_texts: int, n_flooders: 
 
     def prober() -> None:
         while time.monotonic() < stop:
-            queries.append(post(url, {"input": "How much did Apple cut its emissions?"}))
+            queries.append(post_full(url, {"input": "How much did Apple cut its emissions?"}))
             time.sleep(0.5)
 
     overloaded_seen = []
 
     def watcher() -> None:
         while time.monotonic() < stop:
-            overloaded_seen.append(httpx.get(f"{url}/health", timeout=5).status_code == 503)
+            overloaded_seen.append(CLIENT.get(f"{url}/health").status_code == 503)
             time.sleep(0.5)
 
     run_threads([flooder] * n_flooders + [prober, watcher])
-    latencies = np.array([t for _, t in queries])
-    statuses = [s for s, _ in queries]
+    latencies = np.array([q[1] for q in queries])
+    statuses = [q[0] for q in queries]
     return {
         "seconds": seconds,
         "flooders": n_flooders,
@@ -213,6 +221,8 @@ def flood(url: str, timeout_s: float, seconds: float, n_texts: int, n_flooders: 
         "queries_ok": statuses.count(200),
         "queries_503": statuses.count(503),
         "queries_other": len(statuses) - statuses.count(200) - statuses.count(503),
+        "queries_503_codes": sorted({q[2] for q in queries if q[0] == 503}),
+        "queries_over_timeout": int(np.sum(latencies > timeout_s)),
         "query_p50_s": round(float(np.percentile(latencies, 50)), 3),
         "query_max_s": round(float(latencies.max()), 3),
         "request_timeout_s": timeout_s,
@@ -237,14 +247,16 @@ def write(results: dict) -> None:
         "|---|---|",
         f"| poisoned batch ({p['rounds']} rounds of 20 normal + 1 lone-surrogate request, concurrent) | "
         f"{p['normal_ok']}/{p['normal_requests']} normal requests OK, {p['normal_failed']} failed "
-        f"({p['normal_503_retries']} retries after a 503); poisoned got HTTP {p['poisoned_status']} |",
+        f"{p['normal_failure_codes']} ({p['normal_503_retries']} retries after a 503); poisoned got HTTP "
+        f"{p['poisoned_status']} |",
         f"| {d['clients_that_left']} clients send {d['their_texts']} texts and disconnect while the encoder is busy | "
         f"texts encoded meanwhile: {d['texts_encoded_meanwhile']} (the busy request's {d['busy_request_texts']}); "
         f"requests dropped unencoded: {d['requests_dropped_unencoded']} |",
         f"| flood: {f['flooders']} clients x {f['flood_request_texts']}-text requests for {f['seconds']} s, "
         f"a 1-text query every 0.5 s, request timeout {f['request_timeout_s']} s | "
         f"queries: {f['queries_ok']} answered, {f['queries_503']} refused with 503, {f['queries_other']} other; "
-        f"p50 {f['query_p50_s']} s, max {f['query_max_s']} s; flood requests {f['flood_ok']} OK / "
+        f"p50 {f['query_p50_s']} s, max {f['query_max_s']} s, {f['queries_over_timeout']} over the timeout; "
+        f"flood requests {f['flood_ok']} OK / "
         f"{f['flood_503']} 503; /health said overloaded in {f['health_overloaded_share']} of checks |",
         "",
     ]

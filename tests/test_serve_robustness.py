@@ -305,3 +305,18 @@ def test_the_cost_estimate_separates_the_cost_per_call_from_the_cost_per_text() 
     assert cost.seconds(128, max_batch=64) == pytest.approx(2 * 0.9 + 12.8)
     cost.update(0.1, 30)  # a fit with a negative overhead falls back to the average per text
     assert cost.overhead_s == 0 and cost.per_text_s == pytest.approx((1.0 + 2.5 / 16 + 0.1 / 30) / 3)
+
+
+def test_cli_passes_the_timeouts_and_docs_flag_to_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qadapter.serve
+    from qadapter.cli import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(qadapter.serve, "serve", lambda adapter, **kwargs: seen.update(kwargs))
+    folder = save_adapter(make_adapter(), tmp_path / "adapter")
+    main(["serve", str(folder), "--request-timeout", "2.5", "--idle-timeout", "7", "--docs"])
+    assert seen["request_timeout_s"] == 2.5 and seen["idle_timeout_s"] == 7 and seen["docs"] is True
+    main(["serve", str(folder)])
+    assert seen["request_timeout_s"] == 30.0 and seen["docs"] is False

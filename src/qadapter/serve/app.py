@@ -232,6 +232,8 @@ def _add_embeddings(
 ) -> None:
     async def embeddings(request: Request) -> Response:
         check_key(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.request_timeout_s  # one deadline for the body, the queue and encoding
         body = await read_body(request, limits.max_body_bytes, limits.request_timeout_s)
         parsed = parse_request(body)
         texts = check_input(parsed.input, max_inputs=limits.max_inputs, max_chars=limits.max_chars)
@@ -241,9 +243,8 @@ def _add_embeddings(
                 f"this server returns {dim}-dimensional embeddings; omit 'dimensions' or set it to {dim}",
                 "invalid_dimensions",
             )
-        vectors, tokens = await encode_while_connected(
-            request, batcher, texts, INPUT_TYPES[parsed.input_type]
-        )
+        kind = INPUT_TYPES[parsed.input_type]
+        vectors, tokens = await encode_while_connected(request, batcher, texts, kind, deadline - loop.time())
         return _embedding_response(vectors, tokens, parsed.encoding_format, served_model)
 
     schema = {
@@ -271,10 +272,10 @@ def _add_docs(app: FastAPI, check_key: KeyCheck) -> None:
 
 
 async def encode_while_connected(
-    request: Request, batcher: MicroBatcher, texts: list[str], kind: str
+    request: Request, batcher: MicroBatcher, texts: list[str], kind: str, timeout_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Submit to the batcher, taking the work off the queue if the client disconnects before it is encoded."""
-    job = asyncio.ensure_future(batcher.submit(texts, kind))
+    job = asyncio.ensure_future(batcher.submit(texts, kind, timeout_s=timeout_s))
     gone = asyncio.ensure_future(_client_gone(request))
     try:
         await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)

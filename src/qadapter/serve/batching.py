@@ -196,32 +196,39 @@ class MicroBatcher:
             await self.run_in_worker(sample, kind)
             self.cost.update(loop.time() - started, len(sample))
 
-    async def submit(self, texts: Sequence[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    async def submit(
+        self, texts: Sequence[str], kind: str, *, timeout_s: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Encode ``texts`` as ``kind``; returns ``(vectors, token_counts)`` for exactly these texts, in order.
 
-        Raises :class:`BatcherBusy` at once when the queue is full, :class:`DeadlineExceeded` after ``timeout_s``.
-        Cancelling the call takes the request off the queue (it is not encoded unless its batch already started).
+        ``timeout_s`` (default: the batcher's) is what is left of this request's deadline. Raises
+        :class:`BatcherBusy` at once when the queue is full or its expected wait is past the deadline, and
+        :class:`DeadlineExceeded` once the deadline passes. Cancelling the call takes the request off the queue
+        (it is not encoded unless its batch has already started).
         """
         if not self.running or self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called (or the batcher has stopped)")
-        self._admit(len(texts))
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        if limit is not None and limit <= 0:
+            raise DeadlineExceeded("the request timeout passed before its texts could be queued; retry later")
+        self._admit(len(texts), limit)
         future: asyncio.Future[tuple[np.ndarray, np.ndarray]] = asyncio.get_running_loop().create_future()
         self.pending += len(texts)
         try:
             await self._queue.put(_Pending(list(texts), kind, future))
-            if self.timeout_s is None:
+            if limit is None:
                 return await future
             try:  # on timeout wait_for cancels the future, so the worker skips the request
-                return await asyncio.wait_for(future, self.timeout_s)
+                return await asyncio.wait_for(future, limit)
             except TimeoutError:
                 raise DeadlineExceeded(
-                    f"not encoded within the request timeout of {self.timeout_s:g} s; retry later"
+                    f"not encoded within the request timeout ({limit:.3g} s left); retry later"
                 ) from None
         finally:
             self.pending -= len(texts)
 
-    def _admit(self, n_texts: int) -> None:
-        """Refuse a request the queue cannot take: over ``max_pending`` texts, or an expected wait past the deadline."""
+    def _admit(self, n_texts: int, limit: float | None) -> None:
+        """Refuse a request the queue cannot take: over ``max_pending`` texts, or an expected wait past ``limit``."""
         if not self.pending:
             return
         wait = self.expected_wait_s(n_texts)
@@ -231,10 +238,10 @@ class MicroBatcher:
                 f"{self.pending} texts are already waiting (limit {self.max_pending}); retry shortly",
                 retry_after,
             )
-        if self.timeout_s is not None and wait > self.timeout_s:
+        if limit is not None and wait > limit:
             raise BatcherBusy(
                 f"{self.pending} texts are waiting; this request would be answered in about {wait:.1f} s, "
-                f"past the request timeout of {self.timeout_s:g} s; retry shortly",
+                f"past its deadline ({limit:.3g} s left of the request timeout); retry shortly",
                 retry_after,
             )
 
