@@ -8,7 +8,7 @@ all-MiniLM-L6-v2 and a random linear adapter recorded for it (robustness, not re
 2. disconnects: while the encoder is busy with one large request, 6 clients send large requests and close the
    connection at once; the server's own counters (``/health``: texts sent to the encoder, dropped requests) must
    show that none of their texts was encoded;
-3. flood: 8 clients send requests back to back while a 1-text query is sent every 0.5 s; every query
+3. flood: 8 clients send requests (honouring Retry-After on a 503, as the openai client does) back to back while a 1-text query is sent every 0.5 s; every query
    must be answered within the request timeout or refused with 503, never after minutes.
 
 Usage (from the repository root)::
@@ -190,10 +190,10 @@ def flood(url: str, timeout_s: float, seconds: float, n_texts: int, n_flooders: 
 
     def flooder() -> None:
         while time.monotonic() < stop:
-            status, _ = post(url, body)
+            status, _, _, retry_after = post_full(url, body)
             flood_status.append(status)
-            if status == 503:
-                time.sleep(0.05)
+            if status == 503:  # like the openai client: wait as long as Retry-After says
+                time.sleep(min(float(retry_after or 1), 10.0))
 
     def prober() -> None:
         while time.monotonic() < stop:
