@@ -8,8 +8,9 @@ all-MiniLM-L6-v2 and a random linear adapter recorded for it (robustness, not re
 2. disconnects: while the encoder is busy with one large request, 6 clients send large requests and close the
    connection at once; the server's own counters (``/health``: texts sent to the encoder, dropped requests) must
    show that none of their texts was encoded;
-3. flood: 8 clients send requests (honouring Retry-After on a 503, as the openai client does) back to back while a 1-text query is sent every 0.5 s; every query
-   must be answered within the request timeout or refused with 503, never after minutes.
+3. flood: 8 clients send requests back to back (honouring Retry-After on a 503, as the openai client does)
+   while a 1-text query is sent every 0.5 s; every query must be answered within the request timeout or
+   refused with 503, never after minutes.
 
 Usage (from the repository root)::
 

@@ -196,7 +196,8 @@ class KeyCheck:
 def _add_health(app: FastAPI, batcher: MicroBatcher, about: dict[str, Any]) -> None:
     @app.get("/health")
     async def health() -> JSONResponse:
-        """Liveness and readiness (no API key): 200 once warmed up, 503 while the queue is over its bounds."""
+        """Liveness and readiness (no API key): 200 once warmed up; 503 while the queue is over its bounds or
+        requests recently missed their deadline."""
         overloaded = batcher.overloaded()
         stats = batcher.stats
         body = {
@@ -216,6 +217,7 @@ def _add_health(app: FastAPI, batcher: MicroBatcher, about: dict[str, Any]) -> N
             "largest_batch": stats.largest_batch,
             "encoder_calls": stats.encoder_calls,
             "dropped": stats.dropped,
+            "deadline_misses": stats.deadline_misses,
         }
         return JSONResponse(body, status_code=503 if overloaded else 200)
 

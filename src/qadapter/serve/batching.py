@@ -60,6 +60,8 @@ class BatchStats:
     dropped: int = 0
     #: batches that failed and were re-encoded one request at a time to find the request that failed
     isolated: int = 0
+    #: requests that were not encoded within their deadline
+    deadline_misses: int = 0
 
     def record(self, n_requests: int, n_texts: int) -> None:
         self.batches += 1
@@ -137,6 +139,7 @@ class MicroBatcher:
         self.pending = 0
         self.stats = BatchStats()
         self.cost = CostEstimate()
+        self.last_deadline_miss: float | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._carry: _Pending | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -151,10 +154,16 @@ class MicroBatcher:
         return self.cost.seconds(self.pending + extra_texts, self.max_batch)
 
     def overloaded(self) -> bool:
-        """Whether a new one-text request would be refused: too many texts waiting, or too long a wait."""
+        """Whether the queue is over its bounds: a new one-text request would be refused (too many texts waiting,
+        or too long a wait), or a request missed its deadline within the last ``timeout_s`` seconds."""
         over_texts = self.max_pending is not None and self.pending >= self.max_pending
         over_time = self.timeout_s is not None and self.expected_wait_s(1) > self.timeout_s
-        return bool(self.pending) and (over_texts or over_time)
+        return (bool(self.pending) and (over_texts or over_time)) or self._missed_recently()
+
+    def _missed_recently(self) -> bool:
+        if self.last_deadline_miss is None or self.timeout_s is None:
+            return False
+        return asyncio.get_running_loop().time() - self.last_deadline_miss < self.timeout_s
 
     async def start(self) -> None:
         if self.running:
@@ -221,6 +230,8 @@ class MicroBatcher:
             try:  # on timeout wait_for cancels the future, so the worker skips the request
                 return await asyncio.wait_for(future, limit)
             except TimeoutError:
+                self.last_deadline_miss = asyncio.get_running_loop().time()
+                self.stats.deadline_misses += 1
                 raise DeadlineExceeded(
                     f"not encoded within the request timeout ({limit:.3g} s left); retry later"
                 ) from None
