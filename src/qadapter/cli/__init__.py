@@ -101,6 +101,20 @@ def main(argv: list[str] | None = None) -> Any:
     except QadapterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:
+        # an optional dependency that a command needs: name the extra that brings it
+        from qadapter.core.extras import extra_for
+
+        known = extra_for(exc.name or "")
+        if known is None:
+            raise
+        package, extra = known
+        click.echo(
+            f"error: this command needs the package '{package}', which is not installed; "
+            f"install it with: pip install 'qadapter[{extra}]'",
+            err=True,
+        )
+        sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # click turns Ctrl-C into Abort; every stage saves as it goes, so the same command continues
         click.echo("interrupted; progress so far is saved, re-run the same command to continue", err=True)

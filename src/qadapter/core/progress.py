@@ -7,21 +7,30 @@ doing (the ``qadapter.progress`` logger; the CLI shows it) instead of going sile
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any
 
 logger = logging.getLogger("qadapter.progress")
 
-#: seconds between two progress lines when the output is not a terminal
+#: seconds between two progress lines when the output is not a terminal (``QADAPTER_PROGRESS_INTERVAL`` overrides)
 LINE_INTERVAL = 10.0
+
+
+def _interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get("QADAPTER_PROGRESS_INTERVAL", LINE_INTERVAL)))
+    except ValueError:
+        return LINE_INTERVAL
 
 
 class LineProgress:
     """A tqdm-like counter that logs ``desc: done/total unit (share, rate, time left)`` every ``interval`` seconds."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, interval: float = LINE_INTERVAL) -> None:
-        self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
+    def __init__(self, total: int | None, desc: str, unit: str, interval: float | None = None) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.interval = _interval() if interval is None else interval
         self.n = 0
         self.postfix = ""
         self._start = self._last = time.monotonic()
