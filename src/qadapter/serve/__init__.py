@@ -24,7 +24,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        require("fastapi", extra="serve", purpose=PURPOSE)
+        require("fastapi", purpose=PURPOSE)
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -79,8 +79,8 @@ def serve(
     ``limits`` are the fields of :class:`qadapter.serve.app.ServeLimits` (``max_batch``, ``request_timeout_s``, ...).
     ``idle_timeout_s`` closes a keep-alive connection idle that long.
     """
-    require("fastapi", extra="serve", purpose=PURPOSE)
-    uvicorn = require("uvicorn", extra="serve", purpose=PURPOSE)
+    require("fastapi", purpose=PURPOSE)
+    uvicorn = require("uvicorn", purpose=PURPOSE)
     from qadapter.serve.app import create_app
 
     adapter, encoder = load_served_model(
