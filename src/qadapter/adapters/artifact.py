@@ -228,9 +228,15 @@ def load_adapter(
             f"{path}: adapter was trained for {adapter.dim}-dimensional embeddings "
             f"({base.get('name', 'unknown model')}), but the embeddings here have dimension {expected_dim}"
         )
-    if expected_model is not None and base.get("name") and base["name"] != expected_model:
+    if expected_model is not None:
+        check_base_model(path, base.get("name"), expected_model)
+    return adapter
+
+
+def check_base_model(where: str | Path, recorded: object, expected_model: str) -> None:
+    """The one check that an adapter is applied to the base model it was trained on (``recorded``, if any)."""
+    if recorded and recorded != expected_model:
         raise ArtifactError(
-            f"{path}: adapter was trained on base model '{base['name']}', not '{expected_model}'; "
+            f"{where}: adapter was trained on base model '{recorded}', not '{expected_model}'; "
             "use the same embedding model the adapter was trained with"
         )
-    return adapter

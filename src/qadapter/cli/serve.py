@@ -65,6 +65,27 @@ from qadapter.errors import QadapterError
     type=click.IntRange(1),
     help="Most texts waiting to be encoded; past it requests get 503 + Retry-After.",
 )
+@click.option(
+    "--request-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds a request may take (body, queue and encoding); past it: 503. "
+    "A request expected to wait longer is refused at once with 503 + Retry-After.",
+)
+@click.option(
+    "--idle-timeout",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="Seconds before an idle keep-alive connection is closed.",
+)
+@click.option(
+    "--docs/--no-docs",
+    default=False,
+    show_default=True,
+    help="Serve /docs and /openapi.json (they need the API key too, when one is set).",
+)
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve_command(
     adapter: Path,
@@ -80,6 +101,9 @@ def serve_command(
     max_chars: int,
     max_body_mb: float,
     max_queue: int,
+    request_timeout: float,
+    idle_timeout: int,
+    docs: bool,
     access_log: bool,
 ) -> None:
     """Serve ADAPTER as an OpenAI-compatible POST /v1/embeddings (plus GET /health).
@@ -107,11 +131,14 @@ def serve_command(
         base_url=base_url,
         model_api_key_env=model_api_key_env,
         api_key=api_key,
+        docs=docs,
         access_log=access_log,
+        idle_timeout_s=idle_timeout,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
         max_inputs=max_inputs,
         max_chars=max_chars,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_queue=max_queue,
+        request_timeout_s=request_timeout,
     )

@@ -8,74 +8,73 @@ With the openai Python client: ``client.embeddings.create(model=..., input=[...]
 
 Responses follow the OpenAI schema (``encoding_format`` ``"float"`` or ``"base64"``: little-endian float32) and
 errors the OpenAI error shape ``{"error": {"message", "type", "code"}}``: 400 for bad input, 401 for a wrong or
-missing API key, 413 for too many inputs, too long an input or too large a body.
+missing API key, 408 for a body that arrives too slowly, 413 for too many inputs, too long an input or too large a
+body, 503 + Retry-After when the queue is full or a request passes its deadline (``request_timeout_s``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qadapter.adapters import Adapter, load_adapter
+from qadapter.adapters.artifact import check_base_model
 from qadapter.encoders import Encoder
 from qadapter.errors import ArtifactError
-from qadapter.serve.batching import BatcherBusy, MicroBatcher
+from qadapter.serve.batching import BatcherBusy, DeadlineExceeded, EncodeFn, MicroBatcher
+from qadapter.serve.errors import APIError, busy, install_error_handlers
+from qadapter.serve.requests import INPUT_TYPES, EmbeddingRequest, check_input, parse_request, read_body
 from qadapter.version import __version__
 
 logger = logging.getLogger(__name__)
 
-#: ``input_type`` values -> the kind of text the encoder and the adapter see.
-INPUT_TYPES: dict[str, str] = {
-    "query": "query",
-    "search_query": "query",
-    "document": "document",
-    "search_document": "document",
-}
 
+@dataclass(frozen=True)
+class ServeLimits:
+    """What one request may ask for and how long it may take; :func:`create_app` takes these as keywords.
 
-class EmbeddingRequest(BaseModel):
-    """The body of ``POST /v1/embeddings``: OpenAI's fields plus ``input_type``. Unknown fields are rejected."""
+    ``max_batch`` texts at most per encoder call; ``batch_wait_ms`` how long the batcher waits for more requests
+    after the first (0: take what is queued; batches still form under load). ``max_inputs`` texts per request,
+    ``max_chars`` characters per text and ``max_body_bytes`` per body bound the work one request can ask for.
+    ``request_timeout_s`` is each request's deadline: its body must arrive, and its texts be encoded, within it.
+    The queue is bounded by ``max_queue`` texts and by time: a request expected to wait past its deadline gets a
+    503 with Retry-After at once (the openai client retries those).
+    """
 
-    model_config = ConfigDict(extra="forbid")
+    max_batch: int = 64
+    max_inputs: int = 2048
+    max_chars: int = 32_768
+    max_body_bytes: int = 16 * 1024 * 1024
+    batch_wait_ms: float = 0.0
+    max_queue: int | None = 65_536
+    request_timeout_s: float = 30.0
 
-    input: Any
-    model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
-    input_type: Literal["query", "document", "search_query", "search_document"] = "query"
-    dimensions: int | None = None
-    user: str | None = None
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_inputs", "max_chars", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.request_timeout_s > 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
 
-
-class APIError(Exception):
-    """An error returned to the client in OpenAI's error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: str,
-        type_: str = "invalid_request_error",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.type = status, message, code, type_
-        self.headers = headers or ({"WWW-Authenticate": "Bearer"} if status == 401 else None)
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.type, "code": self.code, "param": None}}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+    @classmethod
+    def from_keywords(cls, keywords: dict[str, Any]) -> ServeLimits:
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(keywords) - set(valid))
+        if unknown:
+            raise TypeError(f"unknown serve limit(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return cls(**keywords)
 
 
 def create_app(
@@ -84,142 +83,171 @@ def create_app(
     *,
     api_key: str | None = None,
     model_name: str | None = None,
-    max_batch: int = 64,
-    max_inputs: int = 2048,
-    max_chars: int = 32_768,
-    max_body_bytes: int = 16 * 1024 * 1024,
-    batch_wait_ms: float = 0.0,
-    max_queue: int | None = 65_536,
     warmup: bool = True,
+    docs: bool = False,
+    **limits: Any,
 ) -> FastAPI:
     """Build the FastAPI app serving ``encoder`` with ``adapter`` applied to query embeddings.
 
-    ``adapter`` is an :class:`Adapter` or an adapter folder (loaded and checked against ``encoder.dim``).
-    ``api_key``: when set, every ``/v1`` request must send ``Authorization: Bearer <api_key>``.
-    ``max_batch`` texts at most per encoder call; ``batch_wait_ms`` how long the batcher waits for more requests
-    after the first (0: take what is queued; batches still form under load). ``max_inputs`` texts per request,
-    ``max_chars`` characters per text and ``max_body_bytes`` per body bound the work one request can ask for;
-    past ``max_queue`` texts waiting, requests get a 503 with Retry-After (the openai client retries those).
+    ``adapter`` is an :class:`Adapter` or an adapter folder; either must have been trained on ``encoder``'s model
+    and dimension. ``api_key``: when set, every ``/v1`` request (and ``/docs``) must send
+    ``Authorization: Bearer <api_key>``. ``docs`` serves ``/docs`` and ``/openapi.json`` (off by default).
+    ``limits`` are the fields of :class:`ServeLimits`.
     """
-    if isinstance(adapter, str | Path):
-        default_name = f"qadapter/{Path(adapter).name}"
-        adapter = load_adapter(adapter, expected_dim=encoder.dim)
-    else:
-        default_name = f"qadapter/{adapter.base_model or encoder.name}"
-        if adapter.dim != encoder.dim:
-            raise ArtifactError(
-                f"the adapter expects {adapter.dim}-dimensional embeddings ({adapter.base_model or 'unknown model'}), "
-                f"but the encoder {encoder.name} makes {encoder.dim}-dimensional ones; serve it with its base model"
-            )
-    for name, value in {"max_batch": max_batch, "max_inputs": max_inputs, "max_chars": max_chars}.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+    settings = ServeLimits.from_keywords(limits)
+    fitted, default_name = resolve_adapter(adapter, encoder)
     served_model = model_name or default_name
-    dim = encoder.dim
+    batcher = MicroBatcher(
+        make_encode_fn(fitted, encoder, settings.max_batch),
+        max_batch=settings.max_batch,
+        max_wait_ms=settings.batch_wait_ms,
+        max_pending=settings.max_queue,
+        timeout_s=settings.request_timeout_s,
+    )
+    summary = f"{served_model} ({fitted.kind} adapter, dim {encoder.dim}) with base model {encoder.name}"
+    app = FastAPI(
+        title="qadapter embeddings",
+        version=__version__,
+        lifespan=_lifespan(batcher, warmup=warmup, summary=summary),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.batcher = batcher
+    app.state.adapter = fitted
+    install_error_handlers(app)
+    check_key = KeyCheck(api_key)
+    _add_health(app, batcher, {"model": served_model, "base_model": encoder.name, "adapter": fitted.kind})
+    _add_models(app, check_key, served_model)
+    _add_embeddings(app, check_key, batcher, settings, served_model, encoder.dim)
+    if docs:
+        _add_docs(app, check_key)
+    return app
+
+
+def resolve_adapter(adapter: Adapter | str | Path, encoder: Encoder) -> tuple[Adapter, str]:
+    """The adapter (loaded if a folder) and the default served-model name, refusing a foreign base model."""
+    if isinstance(adapter, str | Path):
+        loaded = load_adapter(adapter, expected_model=encoder.name)
+        return _check_dim(loaded, encoder), f"qadapter/{Path(adapter).name}"
+    check_base_model("adapter", adapter.base_model, encoder.name)
+    return _check_dim(adapter, encoder), f"qadapter/{adapter.base_model or encoder.name}"
+
+
+def _check_dim(adapter: Adapter, encoder: Encoder) -> Adapter:
+    if adapter.dim != encoder.dim:
+        raise ArtifactError(
+            f"the adapter expects {adapter.dim}-dimensional embeddings ({adapter.base_model or 'unknown model'}), "
+            f"but the encoder {encoder.name} makes {encoder.dim}-dimensional ones; serve it with its base model"
+        )
+    return adapter
+
+
+def make_encode_fn(adapter: Adapter, encoder: Encoder, max_batch: int) -> EncodeFn:
+    """The batcher's encoder call: base vectors, the adapter for queries, and token counts for ``usage``."""
     count_tokens = _token_counter(encoder)
-    fitted: Adapter = adapter
 
     def encode(texts: list[str], kind: str) -> tuple[np.ndarray, np.ndarray]:
         vectors = encoder.encode(texts, kind="query" if kind == "query" else "document", batch_size=max_batch)
         if kind == "query":
-            vectors = fitted.transform(vectors)
+            vectors = adapter.transform(vectors)
         return vectors, count_tokens(texts)
 
-    batcher = MicroBatcher(encode, max_batch=max_batch, max_wait_ms=batch_wait_ms, max_pending=max_queue)
+    return encode
 
+
+def _lifespan(
+    batcher: MicroBatcher, *, warmup: bool, summary: str
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
         if warmup:  # the first encoder call is slow (lazy init); pay it before /health answers
             await batcher.run_in_worker(["warm-up query"], "query")
-        logger.info(
-            "serving %s (%s adapter, dim %d) with base model %s", served_model, fitted.kind, dim, encoder.name
-        )
+            n = min(16, batcher.max_batch)  # then measure the cost per text, so the queue's time bound holds
+            await batcher.calibrate([f"calibration query number {i}" for i in range(n)])
+        logger.info("serving %s", summary)
         try:
             yield
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="qadapter embeddings", version=__version__, lifespan=lifespan)
-    app.state.batcher = batcher
-    app.state.adapter = fitted
-    expected_key = api_key.encode() if api_key else None
+    return lifespan
 
-    def check_key(request: Request) -> None:
-        if expected_key is None:
+
+class KeyCheck:
+    """``Authorization: Bearer <key>`` when a key is set (compared in constant time); a 401 otherwise."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.expected = api_key.encode() if api_key else None
+
+    def __call__(self, request: Request) -> None:
+        if self.expected is None:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise APIError(
                 401, "missing API key: send the header 'Authorization: Bearer <key>'", "missing_api_key"
             )
-        if not hmac.compare_digest(given.strip().encode(), expected_key):
+        if not hmac.compare_digest(given.strip().encode(), self.expected):
             raise APIError(401, "incorrect API key provided", "invalid_api_key")
 
-    @app.exception_handler(APIError)
-    async def api_error_handler(request: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return APIError(
-            exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code
-        ).response()
-
+def _add_health(app: FastAPI, batcher: MicroBatcher, about: dict[str, Any]) -> None:
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        """Liveness and readiness: answers once the model is loaded and warmed up. Needs no API key."""
-        return {
-            "status": "ok",
-            "model": served_model,
-            "base_model": encoder.name,
-            "adapter": fitted.kind,
-            "dim": dim,
+    async def health() -> JSONResponse:
+        """Liveness and readiness (no API key): 200 once warmed up; 503 while the queue is over its bounds or
+        requests recently missed their deadline."""
+        overloaded = batcher.overloaded()
+        stats = batcher.stats
+        body = {
+            "status": "overloaded" if overloaded else "ok",
+            **about,
+            "dim": app.state.adapter.dim,
             "version": __version__,
-            "batches": batcher.stats.batches,
-            "requests": batcher.stats.requests,
-            "texts": batcher.stats.texts,
-            "largest_batch": batcher.stats.largest_batch,
+            "queue": {
+                "texts": batcher.pending,
+                "max_texts": batcher.max_pending,
+                "expected_wait_s": round(batcher.expected_wait_s(), 3),
+                "timeout_s": batcher.timeout_s,
+            },
+            "batches": stats.batches,
+            "requests": stats.requests,
+            "texts": stats.texts,
+            "largest_batch": stats.largest_batch,
+            "encoder_calls": stats.encoder_calls,
+            "dropped": stats.dropped,
+            "deadline_misses": stats.deadline_misses,
         }
+        return JSONResponse(body, status_code=503 if overloaded else 200)
 
+
+def _add_models(app: FastAPI, check_key: KeyCheck, served_model: str) -> None:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         check_key(request)
         return {"object": "list", "data": [{"id": served_model, "object": "model", "owned_by": "qadapter"}]}
 
+
+def _add_embeddings(
+    app: FastAPI, check_key: KeyCheck, batcher: MicroBatcher, limits: ServeLimits, served_model: str, dim: int
+) -> None:
     async def embeddings(request: Request) -> Response:
         check_key(request)
-        body = await _read_body(request, max_body_bytes)
-        parsed = _parse_request(body)
-        texts = _check_input(parsed.input, max_inputs=max_inputs, max_chars=max_chars)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.request_timeout_s  # one deadline for the body, the queue and encoding
+        body = await read_body(request, limits.max_body_bytes, limits.request_timeout_s)
+        parsed = parse_request(body)
+        texts = check_input(parsed.input, max_inputs=limits.max_inputs, max_chars=limits.max_chars)
         if parsed.dimensions is not None and parsed.dimensions != dim:
             raise APIError(
                 400,
                 f"this server returns {dim}-dimensional embeddings; omit 'dimensions' or set it to {dim}",
                 "invalid_dimensions",
             )
-        try:
-            vectors, tokens = await batcher.submit(texts, INPUT_TYPES[parsed.input_type])
-        except BatcherBusy as exc:
-            raise APIError(
-                503, f"server busy: {exc}", "server_busy", "server_error", {"Retry-After": "1"}
-            ) from None
-        except Exception as exc:
-            logger.error("encoding failed: %s", exc)
-            raise APIError(500, f"encoding failed: {exc}", "encoding_failed", "server_error") from exc
-        n_tokens = int(np.sum(tokens))
-        payload = {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": _encode_vector(v, parsed.encoding_format)}
-                for i, v in enumerate(vectors)
-            ],
-            "model": served_model,
-            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
-        }
-        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        kind = INPUT_TYPES[parsed.input_type]
+        vectors, tokens = await encode_while_connected(request, batcher, texts, kind, deadline - loop.time())
+        return _embedding_response(vectors, tokens, parsed.encoding_format, served_model)
 
     schema = {
         "requestBody": {"content": {"application/json": {"schema": EmbeddingRequest.model_json_schema()}}}
@@ -228,7 +256,76 @@ def create_app(
         app.add_api_route(
             path, embeddings, methods=["POST"], openapi_extra=schema, include_in_schema=path.startswith("/v1")
         )
-    return app
+
+
+def _add_docs(app: FastAPI, check_key: KeyCheck) -> None:
+    """``/openapi.json`` and ``/docs`` under the same key rule as the API."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        check_key(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request) -> Response:
+        check_key(request)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="qadapter embeddings")
+
+
+async def encode_while_connected(
+    request: Request, batcher: MicroBatcher, texts: list[str], kind: str, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Submit to the batcher, taking the work off the queue if the client disconnects before it is encoded."""
+    job = asyncio.ensure_future(batcher.submit(texts, kind, timeout_s=timeout_s))
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()  # cancels its queued future: the worker skips it
+    if job.cancelled():
+        logger.info("client disconnected; dropped its %d queued texts", len(texts))
+        raise APIError(499, "the client closed the request", "client_closed")
+    try:
+        return job.result()
+    except BatcherBusy as exc:
+        raise busy(f"server busy: {exc}", "server_busy", exc.retry_after_s) from None
+    except DeadlineExceeded as exc:
+        raise busy(f"request timed out: {exc}", "timeout", batcher.expected_wait_s()) from None
+    except Exception as exc:
+        logger.error("encoding failed: %s", exc)
+        raise APIError(500, f"encoding failed: {exc}", "encoding_failed", "server_error") from exc
+
+
+async def _client_gone(request: Request) -> None:
+    """Return when the client disconnects (the body was read, so the next ASGI message is the disconnect)."""
+    with contextlib.suppress(Exception):
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+
+def _embedding_response(
+    vectors: np.ndarray, tokens: np.ndarray, encoding_format: str, model: str
+) -> Response:
+    n_tokens = int(np.sum(tokens))
+    payload = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+    }
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":  # what the openai Python client asks for by default
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector.tolist()
 
 
 def _token_counter(encoder: Encoder) -> Callable[[list[str]], np.ndarray]:
@@ -249,88 +346,3 @@ def _token_counter(encoder: Encoder) -> Callable[[list[str]], np.ndarray]:
 
         return count
     return lambda texts: np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing (413) as soon as it passes ``limit`` bytes rather than after buffering it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise APIError(
-            413, f"request body is {int(declared)} bytes; the limit is {limit} bytes", "request_too_large"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body is over the limit of {limit} bytes", "request_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_request(body: bytes) -> EmbeddingRequest:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
-    if not isinstance(data, dict):
-        raise APIError(
-            400, f"request body must be a JSON object, got {type(data).__name__}", "invalid_request"
-        )
-    if "input" not in data:
-        raise APIError(400, "missing required field 'input' (a string or a list of strings)", "missing_input")
-    try:
-        return EmbeddingRequest.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            valid = ", ".join(EmbeddingRequest.model_fields)
-            message = f"unknown field '{field}'; valid fields: {valid}"
-        else:
-            message = f"invalid '{field}': {error['msg']} (got {error.get('input')!r})"
-        raise APIError(400, message, "invalid_request") from None
-
-
-def _check_input(value: Any, *, max_inputs: int, max_chars: int) -> list[str]:
-    """``input`` as a list of non-empty strings, or a 400/413 that says what is wrong with it."""
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list):
-        raise APIError(
-            400, f"'input' must be a string or a list of strings, got {type(value).__name__}", "invalid_input"
-        )
-    if not texts:
-        raise APIError(400, "'input' is an empty list; send at least one text", "invalid_input")
-    if len(texts) > max_inputs:
-        raise APIError(
-            413,
-            f"got {len(texts)} inputs; the limit is {max_inputs} per request, split it into smaller requests",
-            "too_many_inputs",
-        )
-    for i, text in enumerate(texts):
-        if isinstance(text, str):
-            if not text:
-                raise APIError(
-                    400, f"input {i} is an empty string; every input needs some text", "invalid_input"
-                )
-            if len(text) > max_chars:
-                raise APIError(
-                    413,
-                    f"input {i} has {len(text)} characters; the limit is {max_chars} per input",
-                    "input_too_long",
-                )
-            continue
-        if isinstance(text, int | list) and not isinstance(text, bool):
-            raise APIError(
-                400,
-                "token-id inputs are not supported: this server embeds text, send strings "
-                "(with LangChain's OpenAIEmbeddings, set check_embedding_ctx_length=False)",
-                "invalid_input",
-            )
-        raise APIError(400, f"input {i} must be a string, got {type(text).__name__}", "invalid_input")
-    return texts
-
-
-def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
-    if encoding_format == "base64":  # what the openai Python client asks for by default
-        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return vector.tolist()
