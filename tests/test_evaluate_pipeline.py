@@ -170,7 +170,7 @@ def test_evaluate_rejects_a_mismatched_adapter(ws: Workspace) -> None:
     )
     with pytest.raises(QadapterError, match="adapter expects 4-dimensional embeddings but keywords gives 6"):
         evaluate(ws, "test", adapter=small, model=KeywordEncoder())
-    with pytest.raises(QadapterError, match="trained on 'other-model' .*pass --model other-model"):
+    with pytest.raises(QadapterError, match="trained on base model 'other-model', not .*--model other-model"):
         evaluate(ws, "test", adapter=drop_wind_water("other-model"), model=KeywordEncoder())
 
 

@@ -238,5 +238,5 @@ def check_base_model(where: str | Path, recorded: object, expected_model: str) -
     if recorded and recorded != expected_model:
         raise ArtifactError(
             f"{where}: adapter was trained on base model '{recorded}', not '{expected_model}'; "
-            "use the same embedding model the adapter was trained with"
+            f"use the embedding model the adapter was trained with (--model {recorded})"
         )

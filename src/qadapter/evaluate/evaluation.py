@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from qadapter.adapters import Adapter, load_adapter
+from qadapter.adapters.artifact import check_base_model
 from qadapter.core.metrics import default_metrics, evaluated_queries, parse_metric, per_query_scores
 from qadapter.core.score_scale import map_threshold, share_above
 from qadapter.data.types import Run
@@ -123,11 +124,7 @@ def check_compatible(adapter: Adapter | None, encoder: Encoder, dim: int) -> Non
             f"adapter expects {adapter.dim}-dimensional embeddings but {encoder.name} gives "
             f"{dim}; evaluate with the base model the adapter was trained on"
         )
-    if adapter.base_model and adapter.base_model != encoder.name:
-        raise QadapterError(
-            f"adapter was trained on '{adapter.base_model}' but the embeddings here come from '{encoder.name}'; "
-            f"pass --model {adapter.base_model}"
-        )
+    check_base_model("adapter", adapter.base_model, encoder.name)
 
 
 def summarise(

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qadapter.adapters import Adapter, load_adapter
+from qadapter.adapters.artifact import check_base_model
 from qadapter.encoders import Encoder, get_encoder
 from qadapter.errors import QadapterError
 
@@ -30,11 +31,7 @@ def resolve(
         encoder = get_encoder(adapter.base_model)
     elif isinstance(encoder, str):
         encoder = get_encoder(encoder)
-    if adapter.base_model is not None and adapter.base_model != encoder.name:
-        raise QadapterError(
-            f"the adapter was trained on base model '{adapter.base_model}', but the encoder is '{encoder.name}'; "
-            "use the model the adapter was trained with"
-        )
+    check_base_model(path or "adapter", adapter.base_model, encoder.name)
     return adapter, encoder, path
 
 
