@@ -22,14 +22,15 @@ from qadapter.errors import QadapterError  # noqa: E402
 from qadapter.train import RECIPES, TrainConfig, fit, fit_adapter, select  # noqa: E402
 from qadapter.train.closed_form import procrustes_adapter, ridge_adapter  # noqa: E402
 from qadapter.train.losses import contrastive_loss  # noqa: E402
+from qadapter.train.objectives import part_weights  # noqa: E402
 from qadapter.train.recipes import recipe_config  # noqa: E402
 from qadapter.train.selection import (  # noqa: E402
     NEW,
     SEEN,
     Candidate,
     SelectionResult,
+    SelectionRules,
     default_candidates,
-    part_weights,
     validation_split,
 )
 from qadapter.train.validation import RowQueries, score  # noqa: E402
@@ -197,7 +198,7 @@ MEMORISING = [Candidate("identity", "identity"), Candidate("ridge", "ridge", par
 @pytest.mark.parametrize("seed", [0, 1])
 def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(seed: int) -> None:
     queries, docs, rels = memorised(seed)
-    balanced = select(queries, docs, rels, candidates=MEMORISING, objective="balanced")
+    balanced = select(queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="balanced"))
     ridge = next(r for r in balanced.candidates if r["name"] == "ridge")
     assert (
         ridge["gain"][SEEN] > 0.1 and ridge["z_part"][SEEN] > 2
@@ -205,7 +206,9 @@ def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(
     assert ridge["gain"][NEW] < -0.3 and ridge["z_part"][NEW] < -1  # and clearly hurts the others
     assert balanced.chosen == "identity" and "without training queries" in balanced.reason
 
-    covered = select(queries, docs, rels, candidates=MEMORISING, objective="covered", coverage=1.0)
+    covered = select(
+        queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="covered", coverage=1.0)
+    )
     assert covered.chosen == "ridge" and not covered.adapter.is_identity()
     assert "caution: on documents without training queries it was worse than the base model" in covered.reason
     assert "--objective balanced" in covered.reason
@@ -214,7 +217,9 @@ def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(
 def test_covered_weighs_each_part_by_its_share_of_the_corpus() -> None:
     queries, docs, rels = memorised(0)
     # with 40% of the corpus lacking training queries the expected gain is negative: the identity stays
-    result = select(queries, docs, rels, candidates=MEMORISING, objective="covered", coverage=0.6)
+    result = select(
+        queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="covered", coverage=0.6)
+    )
     assert result.chosen == "identity"
     assert part_weights("covered", 0.97, [NEW, SEEN]) == {SEEN: 0.97, NEW: pytest.approx(0.03)}
     assert part_weights("balanced", 0.97, [NEW, SEEN]) == {NEW: 0.5, SEEN: 0.5}
@@ -224,8 +229,10 @@ def test_covered_weighs_each_part_by_its_share_of_the_corpus() -> None:
 
 def test_unknown_objective_is_refused() -> None:
     queries, docs, rels = memorised(0)
-    with pytest.raises(ValueError, match="valid objectives: balanced, seen, covered"):
-        select(queries, docs, rels, candidates=MEMORISING, objective="greedy")
+    with pytest.raises(
+        QadapterError, match="unknown objective 'greedy'; valid objectives: auto, balanced, seen, covered"
+    ):
+        select(queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="greedy"))
 
 
 # -- when nothing can be learned ---------------------------------------------------------------------------------
@@ -244,7 +251,7 @@ def test_select_ships_the_identity_on_pure_noise_labels() -> None:
     chosen = []
     for seed in (0, 1, 2):
         queries, docs, rels = pure_noise(seed)
-        result = select(queries, docs, rels, seed=seed)
+        result = select(queries, docs, rels, rules=SelectionRules(seed=seed))
         chosen.append(result.chosen)
         if result.chosen == "identity":
             assert "kept the base model (identity)" in result.reason
@@ -502,7 +509,7 @@ def test_train_config_rejects_unknown_keys_and_lists_valid_ones() -> None:
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"kind": "conv"}, "kind must be linear, lowrank or mlp"),
+        ({"kind": "conv"}, "kind must be one of linear, lowrank, mlp"),
         ({"loss": "mse"}, "loss must be contrastive or triplet"),
         ({"temperature": 0}, "temperature must be > 0"),
         ({"epochs": 0}, "epochs must be >= 1"),
