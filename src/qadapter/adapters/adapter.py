@@ -38,21 +38,21 @@ class Adapter:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in KIND_TENSORS:
-            raise ArtifactError(f"unknown adapter kind '{self.kind}'; valid kinds: {', '.join(KINDS)}")
+        if self.kind not in REGISTRY:
+            raise ArtifactError(f"unknown adapter kind '{self.kind}'; valid kinds: {', '.join(REGISTRY)}")
         self.tensors = {k: np.asarray(v, dtype=np.float32) for k, v in self.tensors.items()}
         self._check_shapes()
 
     @property
     def hidden(self) -> int:
-        spec = KIND_TENSORS[self.kind]
+        spec = REGISTRY[self.kind].tensors
         for name, dims in spec.items():
             if "h" in dims:
                 return int(self.tensors[name].shape[dims.index("h")])
         return 0
 
     def _check_shapes(self) -> None:
-        spec = KIND_TENSORS[self.kind]
+        spec = REGISTRY[self.kind].tensors
         missing = sorted(set(spec) - set(self.tensors))
         extra = sorted(set(self.tensors) - set(spec))
         if missing or extra:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from qadapter.adapters.adapter import KINDS, Adapter
+from qadapter.adapters.adapter import Adapter
+from qadapter.adapters.kinds import REGISTRY
 from qadapter.data.atomic import atomic_dir
 from qadapter.errors import ArtifactError
 from qadapter.version import __version__
@@ -104,9 +105,9 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
             f"{config_path}: format_version {version!r} is not supported by qadapter {__version__} "
             f"(supports 1..{FORMAT_VERSION}); upgrade qadapter to load it"
         )
-    if config.get("kind") not in KINDS:
+    if config.get("kind") not in REGISTRY:
         raise ArtifactError(
-            f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(KINDS)}"
+            f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(REGISTRY)}"
         )
     if not isinstance(config.get("dim"), int) or config["dim"] <= 0:
         raise ArtifactError(f"{config_path}: 'dim' must be a positive integer, got {config.get('dim')!r}")
