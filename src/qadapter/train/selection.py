@@ -139,6 +139,40 @@ def _components(rels: Sequence[dict[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _new_documents_part(
+    rels: Sequence[dict[int, int]], rng: np.random.Generator, fraction: float
+) -> list[int]:
+    """Whole groups of connected queries and documents, in random order, until ``fraction`` of the queries."""
+    n = len(rels)
+    groups = _components(rels)
+    order = rng.permutation(len(groups))
+    new: list[int] = []
+    if len(groups) > 1:
+        for g in order:
+            if len(new) >= fraction * n:
+                break
+            if len(new) + len(groups[g]) <= 2 * fraction * n:
+                new.extend(groups[g])
+    return new
+
+
+def _seen_documents_part(rels: Sequence[dict[int, int]], remaining: list[int], size: float) -> list[int]:
+    """Queries (in the order of ``remaining``) whose every document keeps another query for fitting."""
+    count: dict[int, int] = {}
+    for q in remaining:
+        for d in rels[q]:
+            count[d] = count.get(d, 0) + 1
+    seen: list[int] = []
+    for q in remaining:
+        if len(seen) >= size:
+            break
+        if all(count[d] >= 2 for d in rels[q]):
+            seen.append(q)
+            for d in rels[q]:
+                count[d] -= 1
+    return seen
+
+
 def validation_split(
     rels: Sequence[dict[int, int]],
     *,
@@ -150,29 +184,10 @@ def validation_split(
     """Split training queries (by row) into a fitting part and validation parts (see the module docstring)."""
     rng = np.random.default_rng(seed)
     n = len(rels)
-    groups = _components(rels)
-    order = rng.permutation(len(groups))
-    new: list[int] = []
-    if len(groups) > 1:
-        for g in order:
-            if len(new) >= new_fraction * n:
-                break
-            if len(new) + len(groups[g]) <= 2 * new_fraction * n:
-                new.extend(groups[g])
+    new = _new_documents_part(rels, rng, new_fraction)
     new_set = set(new)
-    remaining = [q for q in rng.permutation(n) if q not in new_set]
-    count: dict[int, int] = {}
-    for q in remaining:
-        for d in rels[q]:
-            count[d] = count.get(d, 0) + 1
-    seen: list[int] = []
-    for q in remaining:
-        if len(seen) >= seen_fraction * n:
-            break
-        if all(count[d] >= 2 for d in rels[q]):
-            seen.append(int(q))
-            for d in rels[q]:
-                count[d] -= 1
+    remaining = [int(q) for q in rng.permutation(n) if q not in new_set]
+    seen = _seen_documents_part(rels, remaining, seen_fraction * n)
     parts = {name: sorted(rows) for name, rows in ((NEW, new), (SEEN, seen)) if len(rows) >= min_part}
     held = {q for rows in parts.values() for q in rows}
     return [q for q in range(n) if q not in held], parts
