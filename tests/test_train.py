@@ -22,24 +22,25 @@ from qadapter.errors import QadapterError  # noqa: E402
 from qadapter.train import RECIPES, TrainConfig, fit, fit_adapter, select  # noqa: E402
 from qadapter.train.closed_form import procrustes_adapter, ridge_adapter  # noqa: E402
 from qadapter.train.losses import contrastive_loss  # noqa: E402
+from qadapter.train.objectives import part_weights  # noqa: E402
 from qadapter.train.recipes import recipe_config  # noqa: E402
 from qadapter.train.selection import (  # noqa: E402
     NEW,
     SEEN,
     Candidate,
     SelectionResult,
+    SelectionRules,
     default_candidates,
-    part_weights,
     validation_split,
 )
 from qadapter.train.validation import RowQueries, score  # noqa: E402
 
-#: contrastive SGD settings that converge on the planted task within 60 epochs. Label smoothing is off: smoothing
-#: toward a uniform distribution over all candidates rewards a shared offset (the bias grows) and held-out hit@1
-#: drops to about 0.94; a small weight decay shrinks the identity component that the loss stops pushing on once
-#: rankings are right, so the learned map itself approaches the planted one.
-# temperature pinned at 0.05: at the default 0.03 the softmax saturates sooner once rankings are right, and the map is
-# recovered less exactly (cosine 0.935 against 0.985; retrieval is perfect either way)
+#: contrastive SGD settings that converge on the planted task within 60 epochs, at the shipped temperature (0.03).
+#: A random rotation is as far from the identity start as a map can be, so the schedule is longer and faster than the
+#: shipped one (lr 1e-2, 60 epochs: the default's 15 epochs at 2e-3 move the map by +0.09 MRR@10 only); label smoothing
+#: is off: smoothing toward a uniform distribution over all candidates rewards a shared offset (the bias grows); a
+#: weight decay shrinks the identity component that the loss stops pushing on once rankings are right, so the learned
+#: map itself approaches the planted one.
 PLANTED_CONFIG = TrainConfig(
     kind="linear",
     lr=1e-2,
@@ -48,7 +49,6 @@ PLANTED_CONFIG = TrainConfig(
     patience=0,
     label_smoothing=0.0,
     weight_decay=1.0,
-    temperature=0.05,
 )
 
 
@@ -73,15 +73,29 @@ class Planted:
         return float((idx[:, 0] == self.doc_of[rows]).mean())
 
 
-def planted(d: int = 32, n_docs: int = 300, per_doc: int = 4, noise: float = 0.05, seed: int = 0) -> Planted:
+def planted(
+    d: int = 32,
+    n_docs: int = 300,
+    per_doc: int = 4,
+    noise: float = 0.05,
+    seed: int = 0,
+    spread: float | None = None,
+) -> Planted:
     """Queries ``q = R^T (doc + noise)`` for a random rotation ``R``, so ``R q`` is the document plus noise.
 
     With noise 0.05 per coordinate, ``doc + noise`` keeps cosine ~0.96 with its document while random documents in
     32 dimensions stay below ~0.6, so the planted map retrieves every query at rank 1; the base model is at chance.
+    With ``spread``, ``R`` is the rotation nearest to ``I + spread * G`` (``G`` Gaussian): a partial rotation, closer
+    to the identity, like the corrections adapters learn on real data (``spread=0.4`` in 16 dimensions: about 60
+    degrees, base hit@1 0.24-0.36).
     """
     rng = np.random.default_rng(seed)
     docs = normalize(rng.normal(size=(n_docs, d)))
-    rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    if spread is None:
+        rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    else:
+        u, _, vt = np.linalg.svd(np.eye(d) + spread * rng.normal(size=(d, d)))
+        rotation = u @ vt
     doc_of = np.repeat(np.arange(n_docs), per_doc)
     noisy = docs[doc_of] + noise * rng.normal(size=(len(doc_of), d))
     queries = (noisy @ rotation).astype(np.float32)  # row form of R^T t
@@ -111,20 +125,17 @@ def weight_cosine(adapter: Adapter, truth: np.ndarray) -> float:
 # -- planted rotation --------------------------------------------------------------------------------------------
 
 
-def test_planted_task_is_hard_for_the_base_model(task: Planted) -> None:
-    assert task.hit1(None, task.test) < 0.05
-    assert task.hit1(Adapter("linear", 32, {"weight": task.truth, "bias": np.zeros(32)}), task.test) == 1.0
-
-
 def test_fit_recovers_the_planted_rotation(task: Planted) -> None:
     result = fit(task.queries[task.train], task.docs, task.pairs(task.train), PLANTED_CONFIG)
     adapter = result.adapter
     assert adapter.kind == "linear"
+    assert task.hit1(None, task.test) < 0.05  # the base model is at chance
     assert task.hit1(adapter, task.test) > 0.95
-    # The contrastive loss is blind to scale and stops pulling once rankings are right, so the map is recovered up
-    # to scale and up to a small leftover of its identity start: measured ~0.985 for both cosines below.
-    assert map_cosine(adapter, task) > 0.95
-    assert weight_cosine(adapter, task.truth) > 0.95
+    # The contrastive loss is blind to scale and stops pulling once rankings are right (sooner at the shipped
+    # temperature 0.03 than at 0.05), so the map is recovered up to scale and up to a leftover of its identity start:
+    # measured 0.935 (map) and 0.931 (weights) at 0.03, against ~0.985 at 0.05; a random map scores ~0.
+    assert map_cosine(adapter, task) > 0.9
+    assert weight_cosine(adapter, task.truth) > 0.9
     assert np.linalg.norm(adapter.tensors["bias"]) < 0.2
     assert result.history.train_loss[-1] < result.history.train_loss[1]
 
@@ -197,7 +208,7 @@ MEMORISING = [Candidate("identity", "identity"), Candidate("ridge", "ridge", par
 @pytest.mark.parametrize("seed", [0, 1])
 def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(seed: int) -> None:
     queries, docs, rels = memorised(seed)
-    balanced = select(queries, docs, rels, candidates=MEMORISING, objective="balanced")
+    balanced = select(queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="balanced"))
     ridge = next(r for r in balanced.candidates if r["name"] == "ridge")
     assert (
         ridge["gain"][SEEN] > 0.1 and ridge["z_part"][SEEN] > 2
@@ -205,7 +216,9 @@ def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(
     assert ridge["gain"][NEW] < -0.3 and ridge["z_part"][NEW] < -1  # and clearly hurts the others
     assert balanced.chosen == "identity" and "without training queries" in balanced.reason
 
-    covered = select(queries, docs, rels, candidates=MEMORISING, objective="covered", coverage=1.0)
+    covered = select(
+        queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="covered", coverage=1.0)
+    )
     assert covered.chosen == "ridge" and not covered.adapter.is_identity()
     assert "caution: on documents without training queries it was worse than the base model" in covered.reason
     assert "--objective balanced" in covered.reason
@@ -214,7 +227,9 @@ def test_balanced_refuses_a_map_that_hurts_new_documents_and_covered_reports_it(
 def test_covered_weighs_each_part_by_its_share_of_the_corpus() -> None:
     queries, docs, rels = memorised(0)
     # with 40% of the corpus lacking training queries the expected gain is negative: the identity stays
-    result = select(queries, docs, rels, candidates=MEMORISING, objective="covered", coverage=0.6)
+    result = select(
+        queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="covered", coverage=0.6)
+    )
     assert result.chosen == "identity"
     assert part_weights("covered", 0.97, [NEW, SEEN]) == {SEEN: 0.97, NEW: pytest.approx(0.03)}
     assert part_weights("balanced", 0.97, [NEW, SEEN]) == {NEW: 0.5, SEEN: 0.5}
@@ -224,8 +239,10 @@ def test_covered_weighs_each_part_by_its_share_of_the_corpus() -> None:
 
 def test_unknown_objective_is_refused() -> None:
     queries, docs, rels = memorised(0)
-    with pytest.raises(ValueError, match="valid objectives: balanced, seen, covered"):
-        select(queries, docs, rels, candidates=MEMORISING, objective="greedy")
+    with pytest.raises(
+        QadapterError, match="unknown objective 'greedy'; valid objectives: auto, balanced, seen, covered"
+    ):
+        select(queries, docs, rels, candidates=MEMORISING, rules=SelectionRules(objective="greedy"))
 
 
 # -- when nothing can be learned ---------------------------------------------------------------------------------
@@ -244,7 +261,7 @@ def test_select_ships_the_identity_on_pure_noise_labels() -> None:
     chosen = []
     for seed in (0, 1, 2):
         queries, docs, rels = pure_noise(seed)
-        result = select(queries, docs, rels, seed=seed)
+        result = select(queries, docs, rels, rules=SelectionRules(seed=seed))
         chosen.append(result.chosen)
         if result.chosen == "identity":
             assert "kept the base model (identity)" in result.reason
@@ -337,18 +354,28 @@ def small() -> Planted:
     return planted(d=16, n_docs=120, per_doc=3)
 
 
+@pytest.fixture(scope="module")
+def near() -> Planted:
+    """A 60-degree planted map in 16 dimensions: far enough that the base model is poor (hit@1 0.34), near enough to
+    the identity to be the kind of correction the recipes are tuned for. (On the full rotation of ``small`` the
+    default's identity-started 15-epoch schedule cannot travel that far: 0.64 hit@1, its linear candidate +0.09
+    MRR@10, while real data needs near-identity maps; so the data changed, not the threshold.)"""
+    return planted(d=16, n_docs=120, per_doc=3, spread=0.4)
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_fit_adapter_runs_every_recipe(small: Planted, recipe: str) -> None:
-    adapter = fit_adapter(small.queries[small.train], small.docs, small.pairs(small.train), recipe=recipe)
+def test_fit_adapter_runs_every_recipe(near: Planted, recipe: str) -> None:
+    adapter = fit_adapter(near.queries[near.train], near.docs, near.pairs(near.train), recipe=recipe)
     assert isinstance(adapter, Adapter) and adapter.dim == 16
-    x = small.queries[small.test]
+    x = near.queries[near.test]
     assert adapter.transform(x).shape == x.shape and np.isfinite(adapter.transform(x)).all()
-    if recipe == "contrastive":  # one identity-initialised linear map (few steps here: it barely moves)
+    base, adapted = near.hit1(None, near.test), near.hit1(adapter, near.test)
+    assert 0.2 < base < 0.5
+    if recipe == "contrastive":  # one identity-initialised linear map, 15 epochs: measured 0.34 -> 0.74
         assert adapter.kind == "linear" and adapter.config["training"]["epochs"] == 15
-        assert not np.array_equal(adapter.tensors["weight"], np.eye(16, dtype=np.float32))
-    else:  # default (selection) and seed (notebook triplet recipe) both learn most of the small planted task
-        # (default: 0.64 at temperature 0.03 from 150 fitting queries, 0.82 at 0.05, whose softmax saturates later)
-        assert small.hit1(None, small.test) < 0.05 and small.hit1(adapter, small.test) > 0.6
+        assert adapted > base + 0.3
+    else:  # measured: default 0.99 (seeds 1, 2 of the data: 0.95), seed (notebook triplet recipe) 1.0
+        assert adapted > 0.7
     if recipe == "seed":
         assert adapter.config["training"]["loss"] == "triplet"
         assert adapter.config["training"]["negatives"] == "corpus"
@@ -380,7 +407,9 @@ def test_fit_needs_pairs_and_matching_dimensions(small: Planted) -> None:
 
 @pytest.mark.parametrize("kind", ["lowrank", "mlp"])
 def test_other_kinds_train_and_improve(small: Planted, kind: str) -> None:
-    config = PLANTED_CONFIG.replace(kind=kind, hidden=32, epochs=30)
+    # temperature 0.05, not the shipped 0.03: this checks that each module trains, in 30 epochs, where the softmax at
+    # 0.03 saturates sooner (mlp: 0.794 hit@1 at 0.03)
+    config = PLANTED_CONFIG.replace(kind=kind, hidden=32, epochs=30, temperature=0.05)
     adapter = fit(small.queries[small.train], small.docs, small.pairs(small.train), config).adapter
     assert adapter.kind == kind and adapter.hidden == 32
     assert small.hit1(adapter, small.test) > 0.8
@@ -502,7 +531,7 @@ def test_train_config_rejects_unknown_keys_and_lists_valid_ones() -> None:
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"kind": "conv"}, "kind must be linear, lowrank or mlp"),
+        ({"kind": "conv"}, "kind must be one of linear, lowrank, mlp"),
         ({"loss": "mse"}, "loss must be contrastive or triplet"),
         ({"temperature": 0}, "temperature must be > 0"),
         ({"epochs": 0}, "epochs must be >= 1"),

@@ -1,13 +1,8 @@
 """The adapter itself: a small map applied to query embeddings only, in plain numpy.
 
-Applying a saved adapter needs numpy alone (no torch), so it fits anywhere a RAG app embeds its queries.
-
-Kinds (every kind can represent the identity, which is where training starts):
-
-- ``identity``: ``y = x`` (what qadapter ships when no adapter helps on validation data).
-- ``linear``: ``y = x W^T + b`` with ``W`` of shape ``(d, d)``.
-- ``lowrank``: ``y = x + (x A^T) B^T + b``, ``A`` of shape ``(r, d)``, ``B`` of shape ``(d, r)``.
-- ``mlp``: ``y = x + gelu(x W1^T + b1) W2^T + b2`` (a residual two-layer network, tanh-approximated GELU).
+Applying a saved adapter needs numpy alone (no torch), so it fits anywhere a RAG app embeds its queries. The kinds
+(identity, linear, lowrank, mlp) live in :mod:`qadapter.adapters.kinds`, one module each, listed once in its
+registry; every kind can represent the identity, which is where training starts.
 """
 
 from __future__ import annotations
@@ -18,21 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.adapters.kinds import NUMPY_OPS, REGISTRY, gelu_tanh
 from qadapter.errors import ArtifactError, QadapterError
 
 #: For each kind, the tensors it needs and their shapes in terms of ``d`` (dim) and ``h`` (rank / hidden size).
-KIND_TENSORS: dict[str, dict[str, tuple[str, ...]]] = {
-    "identity": {},
-    "linear": {"weight": ("d", "d"), "bias": ("d",)},
-    "lowrank": {"down": ("h", "d"), "up": ("d", "h"), "bias": ("d",)},
-    "mlp": {"w1": ("h", "d"), "b1": ("h",), "w2": ("d", "h"), "b2": ("d",)},
+KIND_TENSORS: dict[str, Mapping[str, tuple[str, ...]]] = {
+    name: kind.tensors for name, kind in REGISTRY.items()
 }
-KINDS = tuple(KIND_TENSORS)
+KINDS = tuple(REGISTRY)
 
-
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation (the same formula as ``torch.nn.GELU(approximate='tanh')``)."""
-    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+__all__ = ["KINDS", "KIND_TENSORS", "Adapter", "gelu_tanh"]
 
 
 @dataclass
@@ -48,21 +38,21 @@ class Adapter:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in KIND_TENSORS:
-            raise ArtifactError(f"unknown adapter kind '{self.kind}'; valid kinds: {', '.join(KINDS)}")
+        if self.kind not in REGISTRY:
+            raise ArtifactError(f"unknown adapter kind '{self.kind}'; valid kinds: {', '.join(REGISTRY)}")
         self.tensors = {k: np.asarray(v, dtype=np.float32) for k, v in self.tensors.items()}
         self._check_shapes()
 
     @property
     def hidden(self) -> int:
-        spec = KIND_TENSORS[self.kind]
+        spec = REGISTRY[self.kind].tensors
         for name, dims in spec.items():
             if "h" in dims:
                 return int(self.tensors[name].shape[dims.index("h")])
         return 0
 
     def _check_shapes(self) -> None:
-        spec = KIND_TENSORS[self.kind]
+        spec = REGISTRY[self.kind].tensors
         missing = sorted(set(spec) - set(self.tensors))
         extra = sorted(set(self.tensors) - set(spec))
         if missing or extra:
@@ -97,15 +87,7 @@ class Adapter:
                 f"this adapter expects query embeddings of dimension {self.dim} "
                 f"(base model {self.base_model or 'unknown'}), got an array of shape {np.shape(query_embeddings)}"
             )
-        t = self.tensors
-        if self.kind == "identity":
-            y = x.copy()
-        elif self.kind == "linear":
-            y = x @ t["weight"].T + t["bias"]
-        elif self.kind == "lowrank":
-            y = x + (x @ t["down"].T) @ t["up"].T + t["bias"]
-        else:  # mlp
-            y = x + gelu_tanh(x @ t["w1"].T + t["b1"]) @ t["w2"].T + t["b2"]
+        y = REGISTRY[self.kind].apply(self.tensors, x, NUMPY_OPS)
         y = y.astype(np.float32, copy=False)
         return y[0] if single else y
 

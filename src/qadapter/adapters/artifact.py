@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from qadapter.adapters.adapter import KINDS, Adapter
+from qadapter.adapters.adapter import Adapter
+from qadapter.adapters.kinds import REGISTRY
 from qadapter.data.atomic import atomic_dir
 from qadapter.errors import ArtifactError
 from qadapter.version import __version__
@@ -128,9 +129,9 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
             f"{config_path}: format_version {version!r} is not supported by qadapter {__version__} "
             f"(supports 1..{FORMAT_VERSION}); upgrade qadapter to load it"
         )
-    if config.get("kind") not in KINDS:
+    if config.get("kind") not in REGISTRY:
         raise ArtifactError(
-            f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(KINDS)}"
+            f"{config_path}: unknown adapter kind {config.get('kind')!r}; valid kinds: {', '.join(REGISTRY)}"
         )
     dim = config.get("dim")
     if isinstance(dim, bool) or not isinstance(dim, int) or not 0 < dim <= 1_000_000:

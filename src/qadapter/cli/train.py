@@ -1,25 +1,55 @@
-"""``qadapter train WS``: fit a query adapter on cached embeddings and save it."""
+"""``qadapter train WS``: fit a query adapter on cached embeddings and save it.
+
+Choices (recipes, kinds, objectives) and their help come from the registries; options come from defaults, then a
+``--config`` TOML file, then the flags given on the command line, through one typed path
+(:mod:`qadapter.train.options`)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from qadapter.adapters.kinds import TRAINABLE_KINDS
 from qadapter.cli.options import json_option, model_option, overwrite_option, progress_option, want_progress
+from qadapter.train.objectives import OBJECTIVES
+from qadapter.train.recipes import RECIPES
+
+#: flags that are train options or TrainConfig fields of the same name, merged over the --config file
+MERGED_FLAGS = (
+    "split",
+    "recipe",
+    "negatives",
+    "kind",
+    "epochs",
+    "lr",
+    "temperature",
+    "objective",
+    "pseudo_queries",
+    "seed",
+    "learning_curve",
+    "real_weight",
+)
 
 
 @click.command("train")
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False))
-@click.option("--split", default="train", show_default=True, help="Qrels split to train on.")
+@click.option(
+    "--split",
+    multiple=True,
+    default=["train"],
+    show_default=True,
+    help="Qrels split to train on; repeat to merge several (--split generated-train --split log-train).",
+)
 @click.option("-o", "--output", required=True, type=click.Path(), help="Adapter folder to write.")
 @click.option(
     "--recipe",
-    type=click.Choice(["default", "contrastive", "seed"]),
+    type=click.Choice(list(RECIPES)),
     default="default",
     show_default=True,
-    help="default: choose among adapters (and the identity) on validation data; contrastive: one linear adapter; "
-    "seed: the original notebook (random-init linear, triplet loss, random negatives).",
+    help="; ".join(f"{r.name}: {r.help}" for r in RECIPES.values()) + ".",
 )
 @model_option
 @click.option(
@@ -32,27 +62,23 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of training options.",
+    help="TOML file of training options ([train] table or top-level keys; flags given here override it).",
 )
 @click.option(
     "--kind",
-    type=click.Choice(["linear", "lowrank", "mlp"]),
+    type=click.Choice(list(TRAINABLE_KINDS)),
     default=None,
-    help="Adapter kind (single-fit recipes).",
+    help="Adapter kind; with the default recipe, only candidates of this kind (and the identity) are tried.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option(
     "--objective",
-    type=click.Choice(["auto", "balanced", "seen", "covered"]),
+    type=click.Choice(list(OBJECTIVES)),
     default="auto",
     show_default=True,
-    help="default recipe: balanced = equal weight to queries about documents with and without training queries, "
-    "refusing maps that hurt the latter; seen = maximise gains on documents that have training queries, refusing "
-    "maps that hurt the others; covered = weigh both by their share of the corpus, reporting (not refusing) harm to "
-    "documents without training queries; auto = covered when training queries cover at least 95% of the corpus, "
-    "else balanced.",
+    help="default recipe: " + "; ".join(f"{name} = {text}" for name, text in OBJECTIVES.items()) + ".",
 )
 @click.option(
     "--pseudo-queries",
@@ -60,6 +86,13 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
     default=10,
     show_default=True,
     help="Offline pseudo-queries (headings, keywords, sentences) added per training document; 0 turns them off.",
+)
+@click.option(
+    "--real-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Weight of real queries (not written by a generator) against synthetic ones, as whole repeats in fits.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -71,54 +104,45 @@ from qadapter.cli.options import json_option, model_option, overwrite_option, pr
 @progress_option
 @overwrite_option
 @json_option
+@click.pass_context
 def train_command(
+    ctx: click.Context,
     workspace: str,
-    split: str,
     output: str,
-    recipe: str,
     model: str,
-    negatives: str | None,
     config_file: str | None,
-    kind: str | None,
-    epochs: int | None,
-    lr: float | None,
-    temperature: float | None,
-    objective: str,
-    pseudo_queries: int,
-    seed: int,
-    learning_curve: bool,
     progress: bool | None,
     overwrite: bool,
     as_json: bool,
+    **flags: Any,
 ) -> None:
     """Train an adapter on WORKSPACE's qrels/<split>.tsv (embeddings come from the workspace cache).
 
     \b
     Examples:
       qadapter train ws -o my-adapter
+      qadapter train ws --split generated-train --split log-train --real-weight 2 -o my-adapter
       qadapter train ws --recipe seed --negatives other.pdf -o seed-adapter
     """
     from qadapter.cli.options import load_config_file
     from qadapter.train import train
+    from qadapter.train.options import check_keys
 
-    overrides = load_config_file(config_file)
-    for key, value in (("kind", kind), ("epochs", epochs), ("lr", lr), ("temperature", temperature)):
-        if value is not None:
-            overrides[key] = value
+    values = load_config_file(config_file)
+    check_keys(values)
+    for name in MERGED_FLAGS:
+        given = ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+        if flags[name] is not None and (given or name not in values):
+            values[name] = flags[name]
+    if isinstance(values.get("split"), tuple) and len(values["split"]) == 1:
+        values["split"] = values["split"][0]
     result = train(
         workspace,
-        split,
         output=output,
-        recipe=recipe,
         model=model,
-        negatives=negatives,
-        seed=seed,
-        objective=objective,
-        pseudo_queries=pseudo_queries,
-        learning_curve=learning_curve,
         overwrite=overwrite,
         progress=want_progress(progress),
-        **overrides,
+        **values,
     )
     if as_json:
         click.echo(
@@ -134,6 +158,10 @@ def train_command(
             )
         )
         return
+    _print_summary(result)
+
+
+def _print_summary(result: Any) -> None:
     if result.selection and result.selection.candidates:
         click.echo("candidates (validation gain over the base model):")
         for row in result.selection.candidates:

@@ -17,9 +17,10 @@ with ``Normalize``, like all-MiniLM-L6-v2), with no normalisation after it, so `
 ``adapter.transform(base query vectors)``. Adapted query vectors are therefore not unit length; search with cosine
 similarity (the model's similarity function) or pass ``normalize_embeddings=True``, which does not change rankings.
 
-Kinds: ``linear`` is one ``Dense`` layer; ``lowrank`` is folded into one ``d x d`` ``Dense`` layer
-(``W = I + up @ down``); ``identity`` adds no layer. ``mlp`` adapters use a residual tanh-GELU network that the
-built-in modules cannot reproduce exactly, so they are refused with a clear error.
+Kinds: each kind's export rule is its ``affine`` (:mod:`qadapter.adapters.kinds`): ``linear`` is one ``Dense``
+layer; ``lowrank`` is folded into one ``d x d`` ``Dense`` layer (``W = I + up @ down``); ``identity`` adds no layer.
+``mlp`` adapters use a residual tanh-GELU network that the built-in modules cannot reproduce exactly, so they are
+refused with a clear error.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from qadapter.adapters import Adapter
+from qadapter.adapters.kinds import EXPORTABLE_KINDS, REGISTRY
 from qadapter.data.atomic import atomic_dir
 from qadapter.encoders import Encoder
 from qadapter.errors import QadapterError
@@ -41,27 +43,22 @@ from qadapter.version import __version__
 logger = logging.getLogger(__name__)
 
 EXPORT_INFO_FILE = "qadapter_export.json"
-EXPORTABLE_KINDS = ("identity", "linear", "lowrank")
 
 
 def adapter_as_affine(adapter: Adapter) -> tuple[np.ndarray, np.ndarray] | None:
     """The adapter as ``(W, b)`` with ``transform(x) == x @ W.T + b``; ``None`` for the identity.
 
-    Raises :class:`QadapterError` for kinds that are not affine (``mlp``).
+    The rule is the kind's own (its ``affine`` in :mod:`qadapter.adapters.kinds`); kinds without one (``mlp``) are
+    refused with a :class:`QadapterError` that says why.
     """
-    t = adapter.tensors
-    if adapter.kind == "identity":
-        return None
-    if adapter.kind == "linear":
-        return t["weight"].astype(np.float64), t["bias"].astype(np.float64)
-    if adapter.kind == "lowrank":
-        weight = np.eye(adapter.dim) + t["up"].astype(np.float64) @ t["down"].astype(np.float64)
-        return weight, t["bias"].astype(np.float64)
-    raise QadapterError(
-        f"a '{adapter.kind}' adapter cannot be exported to Sentence Transformers: its residual GELU network has no "
-        f"exact equivalent among the built-in modules (exportable kinds: {', '.join(EXPORTABLE_KINDS)}); "
-        "train with a linear or lowrank adapter, or serve it with 'qadapter serve'"
-    )
+    kind = REGISTRY[adapter.kind]
+    if kind.affine is None:
+        raise QadapterError(
+            f"a '{adapter.kind}' adapter cannot be exported to Sentence Transformers: {kind.export_refusal} "
+            f"(exportable kinds: {', '.join(EXPORTABLE_KINDS)}); train with --kind "
+            f"{' or --kind '.join(k for k in EXPORTABLE_KINDS if REGISTRY[k].trainable)}, or serve it with 'qadapter serve'"
+        )
+    return kind.affine(adapter.tensors, adapter.dim)
 
 
 def _modules() -> tuple[Any, Any]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from qadapter.configtools import from_mapping
 from qadapter.errors import QadapterError
 
-Kind = Literal["linear", "lowrank", "mlp"]
+#: an adapter kind training can fit: a name in :data:`qadapter.adapters.kinds.TRAINABLE_KINDS`
+Kind = str
 Loss = Literal["contrastive", "triplet"]
 
 
@@ -21,6 +24,7 @@ class TrainConfig:
     original notebook) and ``qadapter.train.selection`` searches over several configs on validation data.
     """
 
+    #: one of the trainable kinds of the registry (:mod:`qadapter.adapters.kinds`)
     kind: Kind = "linear"
     #: rank of a ``lowrank`` adapter or hidden size of an ``mlp`` adapter
     hidden: int = 64
@@ -63,10 +67,13 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from qadapter.adapters.kinds import TRAINABLE_KINDS
+
+        check_types(self, "training config")
         checks: list[tuple[bool, str]] = [
             (
-                self.kind in ("linear", "lowrank", "mlp"),
-                f"kind must be linear, lowrank or mlp, got {self.kind!r}",
+                self.kind in TRAINABLE_KINDS,
+                f"kind must be one of {', '.join(TRAINABLE_KINDS)}, got {self.kind!r} (--kind)",
             ),
             (self.init in ("identity", "random"), f"init must be identity or random, got {self.init!r}"),
             (
@@ -124,3 +131,38 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` has the type that the annotation ``hint`` names (literals: their values' type)."""
+    if typing.get_origin(hint) is Literal:
+        return any(type(value) is type(option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_accepts(h, value) for h in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint) or hint
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+def check_types(config: Any, context: str) -> None:
+    """One :class:`QadapterError` naming the first field of the dataclass ``config`` whose value has the wrong type
+    (a TOML ``epochs = "ten"`` or an API ``seed="3"``), instead of a TypeError deep inside."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _accepts(hints[f.name], value):
+            raise QadapterError(
+                f"invalid {context}: {f.name} must be of type {_type_name(hints[f.name])}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))

@@ -29,6 +29,7 @@ queries.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -40,13 +41,13 @@ import numpy as np
 from qadapter.adapters import Adapter
 from qadapter.train.closed_form import procrustes_adapter, ridge_adapter
 from qadapter.train.config import History, TrainConfig
+from qadapter.train.objectives import NEW, OBJECTIVES, SEEN, part_weights, resolve_objective
 from qadapter.train.trainer import fit
 from qadapter.train.validation import RowQueries, per_query
 
 logger = logging.getLogger(__name__)
 
-NEW, SEEN = "new-documents", "seen-documents"
-OBJECTIVES = ("balanced", "seen", "covered")
+__all__ = ["NEW", "OBJECTIVES", "SEEN", "Candidate", "SelectionResult", "SelectionRules", "select"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class Candidate:
     config: TrainConfig | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """The kind of adapter this candidate ships (closed forms are linear maps)."""
+        if self.config is not None:
+            return self.config.kind
+        return "identity" if self.method == "identity" else "linear"
+
     def describe(self) -> dict[str, Any]:
         if self.config is not None:
             keys = ("kind", "hidden", "loss", "temperature", "lr", "identity_reg", "epochs")
@@ -65,9 +73,23 @@ class Candidate:
         return {"method": self.method, **self.params}
 
 
-def default_candidates(base: TrainConfig | None = None) -> list[Candidate]:
-    """The default search space: small, and each member earns its place on some data (see benchmarks/)."""
+def default_candidates(base: TrainConfig | None = None, kind: str | None = None) -> list[Candidate]:
+    """The default search space: small, and each member earns its place on some data (see benchmarks/).
+
+    With ``kind`` (``--kind``), only the identity and candidates of that kind: one fit of ``base`` with that kind
+    when the space has none, so the shipped adapter is always of the kind asked for (or the identity).
+    """
     base = base or TrainConfig()
+    space = _search_space(base)
+    if kind is None:
+        return space
+    kept = [c for c in space if c.method == "identity" or c.kind == kind]
+    if len(kept) == 1:
+        kept.append(Candidate(kind, config=base.replace(kind=kind)))
+    return kept
+
+
+def _search_space(base: TrainConfig) -> list[Candidate]:
     return [
         Candidate("identity", "identity"),
         Candidate("linear", config=base.replace(kind="linear")),
@@ -117,6 +139,40 @@ def _components(rels: Sequence[dict[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _new_documents_part(
+    rels: Sequence[dict[int, int]], rng: np.random.Generator, fraction: float
+) -> list[int]:
+    """Whole groups of connected queries and documents, in random order, until ``fraction`` of the queries."""
+    n = len(rels)
+    groups = _components(rels)
+    order = rng.permutation(len(groups))
+    new: list[int] = []
+    if len(groups) > 1:
+        for g in order:
+            if len(new) >= fraction * n:
+                break
+            if len(new) + len(groups[g]) <= 2 * fraction * n:
+                new.extend(groups[g])
+    return new
+
+
+def _seen_documents_part(rels: Sequence[dict[int, int]], remaining: list[int], size: float) -> list[int]:
+    """Queries (in the order of ``remaining``) whose every document keeps another query for fitting."""
+    count: dict[int, int] = {}
+    for q in remaining:
+        for d in rels[q]:
+            count[d] = count.get(d, 0) + 1
+    seen: list[int] = []
+    for q in remaining:
+        if len(seen) >= size:
+            break
+        if all(count[d] >= 2 for d in rels[q]):
+            seen.append(q)
+            for d in rels[q]:
+                count[d] -= 1
+    return seen
+
+
 def validation_split(
     rels: Sequence[dict[int, int]],
     *,
@@ -128,29 +184,10 @@ def validation_split(
     """Split training queries (by row) into a fitting part and validation parts (see the module docstring)."""
     rng = np.random.default_rng(seed)
     n = len(rels)
-    groups = _components(rels)
-    order = rng.permutation(len(groups))
-    new: list[int] = []
-    if len(groups) > 1:
-        for g in order:
-            if len(new) >= new_fraction * n:
-                break
-            if len(new) + len(groups[g]) <= 2 * new_fraction * n:
-                new.extend(groups[g])
+    new = _new_documents_part(rels, rng, new_fraction)
     new_set = set(new)
-    remaining = [q for q in rng.permutation(n) if q not in new_set]
-    count: dict[int, int] = {}
-    for q in remaining:
-        for d in rels[q]:
-            count[d] = count.get(d, 0) + 1
-    seen: list[int] = []
-    for q in remaining:
-        if len(seen) >= seen_fraction * n:
-            break
-        if all(count[d] >= 2 for d in rels[q]):
-            seen.append(int(q))
-            for d in rels[q]:
-                count[d] -= 1
+    remaining = [int(q) for q in rng.permutation(n) if q not in new_set]
+    seen = _seen_documents_part(rels, remaining, seen_fraction * n)
     parts = {name: sorted(rows) for name, rows in ((NEW, new), (SEEN, seen)) if len(rows) >= min_part}
     held = {q for rows in parts.values() for q in rows}
     return [q for q in range(n) if q not in held], parts
@@ -165,13 +202,16 @@ def _pairs(rows: Sequence[int], rels: Sequence[dict[int, int]]) -> list[tuple[in
 
 @dataclass
 class Augmentation:
-    """Extra training queries (e.g. pseudo-queries cut from the training documents) that are never validated on.
+    """Extra training queries (e.g. pseudo-queries cut from the training documents) that are never validated on, and
+    how many times each training query (by row) enters a fit (``repeats``: how ``--real-weight`` weighs real queries
+    above synthetic ones; ``None`` = once each). Repeats apply to fits only, never to validation parts.
 
-    They join a fit only for documents that the fit's own real queries are about, so documents held out as
+    Extra queries join a fit only for documents that the fit's own real queries are about, so documents held out as
     "new" stay unseen."""
 
     embeddings: np.ndarray
     rels: list[dict[int, int]]
+    repeats: np.ndarray | None = None
 
 
 def training_set(
@@ -179,6 +219,8 @@ def training_set(
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Query vectors and (query row, document row) pairs for fitting on ``rows`` (plus matching extra queries)."""
     rows = list(rows)
+    if extra is not None and extra.repeats is not None:
+        rows = [q for q in rows for _ in range(int(extra.repeats[q]))]
     pairs = _pairs(rows, rels)
     if extra is None or not len(extra.rels):
         return Q[rows], pairs
@@ -187,17 +229,6 @@ def training_set(
     offset = len(rows)
     pairs += [(offset + j, d) for j, i in enumerate(keep) for d, g in extra.rels[i].items() if g > 0]
     return np.concatenate([Q[rows], extra.embeddings[keep]]), pairs
-
-
-def part_weights(objective: str, coverage: float, names: Sequence[str]) -> dict[str, float]:
-    """How much each validation part counts towards ``objective`` (weights sum to 1)."""
-    if len(names) == 1:
-        return {names[0]: 1.0}
-    if objective == "covered":
-        return {SEEN: coverage, NEW: 1.0 - coverage}
-    if objective == "seen":
-        return {n: float(n != NEW) for n in names}
-    return {n: 1.0 / len(names) for n in names}
 
 
 def _fit_candidate(
@@ -218,7 +249,8 @@ def _fit_candidate(
         return ridge_adapter(Q, D, pairs, **cand.params), None, 0
     if cand.method == "procrustes":
         return procrustes_adapter(Q, D, pairs), None, 0
-    assert cand.config is not None
+    if cand.config is None:
+        raise ValueError(f"candidate {cand.name!r} has method {cand.method!r} but no training config")
     result = fit(
         Q,
         D,
@@ -233,32 +265,49 @@ def _fit_candidate(
     return result.adapter, result.history, result.best_epoch
 
 
+@dataclass(frozen=True)
+class SelectionRules:
+    """How the winner is judged (see the module docstring): the validation ``metric``, the confidence ``min_z`` a gain
+    needs, the ``max_harm_z`` tolerated on documents without training queries, the ``objective`` (``auto`` resolves
+    with ``coverage``, the share of corpus documents with training queries) and the ``seed`` of the validation split."""
+
+    metric: str = "mrr@10"
+    min_z: float = 2.0
+    max_harm_z: float = 1.0
+    objective: str = "balanced"
+    coverage: float = 1.0
+    seed: int = 0
+
+    def resolved(self) -> SelectionRules:
+        return dataclasses.replace(self, objective=resolve_objective(self.objective, self.coverage))
+
+
+@dataclass
+class _Judges:
+    """The validation parts, the base model's per-query scores on them and how much each part counts."""
+
+    parts: dict[str, RowQueries]
+    base: dict[str, np.ndarray]
+    weights: dict[str, float]
+
+
 def select(
     query_embeddings: np.ndarray,
     doc_embeddings: np.ndarray,
     rels: Sequence[dict[int, int]],
     *,
     candidates: Sequence[Candidate] | None = None,
-    metric: str = "mrr@10",
-    min_z: float = 2.0,
-    max_harm_z: float = 1.0,
-    objective: str = "balanced",
-    coverage: float = 1.0,
-    seed: int = 0,
+    rules: SelectionRules | None = None,
     negative_pool: np.ndarray | None = None,
     augmentation: Augmentation | None = None,
     progress: bool = False,
 ) -> SelectionResult:
-    """Try ``candidates`` on validation parts of the training queries and refit the winner on all of them.
-
-    ``coverage`` (the share of corpus documents with training queries) weighs the parts under ``objective="covered"``.
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; valid objectives: {', '.join(OBJECTIVES)}")
+    """Try ``candidates`` on validation parts of the training queries and refit the winner on all of them."""
+    rules = (rules or SelectionRules()).resolved()
     start = time.perf_counter()
     candidates = list(candidates or default_candidates())
     dim = doc_embeddings.shape[1]
-    fit_rows, parts_rows = validation_split(rels, seed=seed)
+    fit_rows, parts_rows = validation_split(rels, seed=rules.seed)
     sizes = {"fit_queries": len(fit_rows), **{f"val_{k}": len(v) for k, v in parts_rows.items()}}
     if not parts_rows:
         reason = (
@@ -268,111 +317,128 @@ def select(
         return SelectionResult(
             Adapter.identity(dim), "identity", reason, [], None, sizes, time.perf_counter() - start
         )
-
+    judges = _judges(query_embeddings, doc_embeddings, rels, parts_rows, rules)
     Q_fit, fit_pairs = training_set(query_embeddings, fit_rows, rels, augmentation)
     # Every candidate trains its whole schedule and is judged once, at its end, on the validation parts. Picking
     # epochs on validation data as well (the first design) needed half of it to early-stop, which left noisier
     # judges, and the refit's epoch count inherited that noise: on AppleQA development splits it cost about
     # 0.01-0.02 MRR@10 against fixed schedules (benchmarks/results/recipe_dev.md).
-    judge = {
-        name: RowQueries(query_embeddings[rows], [rels[q] for q in rows]) for name, rows in parts_rows.items()
-    }
-    base_scores = {
-        name: per_query(part.embeddings, doc_embeddings, part.rels, [metric])[metric]
-        for name, part in judge.items()
-    }
-
     table: list[dict[str, Any]] = []
     histories: dict[str, History | None] = {}
-    part_weight = part_weights(objective, coverage, list(judge))
     for cand in candidates:
         t0 = time.perf_counter()
-        # the validation parts are only watched (the per-epoch curves in the report), not used to stop or pick epochs
-        adapter, history, best_epoch = _fit_candidate(
-            cand,
-            Q_fit,
-            doc_embeddings,
-            fit_pairs,
-            judge,
-            negative_pool=negative_pool,
-            progress=progress,
-            weights=part_weight,
+        adapter, histories[cand.name], best_epoch = _fit_candidate(
+            cand, Q_fit, doc_embeddings, fit_pairs, judges.parts, negative_pool, progress, judges.weights
         )
-        histories[cand.name] = history
-        row: dict[str, Any] = {
-            "name": cand.name,
-            "params": cand.describe(),
-            "val": {},
-            "gain": {},
-            "chosen": False,
-        }
-        means, variances = [], []
-        for name, part in judge.items():
-            scores = per_query(adapter.transform(part.embeddings), doc_embeddings, part.rels, [metric])[
-                metric
-            ]
-            diff = scores - base_scores[name]
-            row["val"][name] = float(scores.mean())
-            row["gain"][name] = float(diff.mean())
-            sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-            row.setdefault("z_part", {})[name] = (
-                float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
-            )
-            means.append(diff.mean())
-            variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
-        w = np.array([part_weight.get(n, 0.0) for n in judge])
-        w = w / w.sum()
-        gain = float(np.dot(w, means))
-        se = float(np.sqrt(np.dot(w**2, variances)))
-        row["mean_gain"] = gain
-        row["z"] = gain / se if se > 0 else (0.0 if gain == 0 else float("inf"))
+        row = _judge(cand, adapter, doc_embeddings, judges, rules.metric)
         row["epochs"] = best_epoch
         row["seconds"] = round(time.perf_counter() - t0, 2)
         table.append(row)
-        logger.info("candidate %s: gain %+.4f (z=%.2f) %s", cand.name, gain, row["z"], row["gain"])
-
-    def eligible(row: dict[str, Any]) -> bool:
-        if row["name"] == "identity":
-            return False
-        # no evidence of harm on documents without training queries: not more than max_harm_z standard errors below 0
-        no_harm = objective == "covered" or row.get("z_part", {}).get(NEW, 0.0) >= -max_harm_z
-        return row["z"] >= min_z and row["mean_gain"] > 0 and no_harm
-
-    ok = [r for r in table if eligible(r)]
-    if not ok:
-        best = max((r for r in table if r["name"] != "identity"), key=lambda r: r["mean_gain"], default=None)
-        detail = (
-            f" (best was {best['name']}: {best['mean_gain']:+.4f} {metric}, z={best['z']:.2f})"
-            if best
-            else ""
+        logger.info(
+            "candidate %s: gain %+.4f (z=%.2f) %s", cand.name, row["mean_gain"], row["z"], row["gain"]
         )
-        reason = (
-            f"no candidate beat the base model on validation {metric} with confidence while not hurting documents "
-            f"without training queries{detail}; kept the base model (identity)"
-        )
-        for r in table:
-            r["chosen"] = r["name"] == "identity"
+
+    winner = _winner(table, rules)
+    if winner is None:
+        reason = _no_winner_reason(table, rules.metric)
         return SelectionResult(
             Adapter.identity(dim), "identity", reason, table, None, sizes, time.perf_counter() - start
         )
-
-    winner = max(ok, key=lambda r: r["mean_gain"])
-    winner["chosen"] = True
     cand = next(c for c in candidates if c.name == winner["name"])
+    reason = _winner_reason(winner, rules)
+    Q_all, all_pairs = training_set(query_embeddings, range(len(rels)), rels, augmentation)
+    adapter, _, _ = _fit_candidate(cand, Q_all, doc_embeddings, all_pairs, None, negative_pool, progress)
+    return SelectionResult(
+        adapter, cand.name, reason, table, histories[cand.name], sizes, time.perf_counter() - start
+    )
+
+
+def _judges(
+    Q: np.ndarray,
+    D: np.ndarray,
+    rels: Sequence[dict[int, int]],
+    parts_rows: dict[str, list[int]],
+    rules: SelectionRules,
+) -> _Judges:
+    parts = {name: RowQueries(Q[rows], [rels[q] for q in rows]) for name, rows in parts_rows.items()}
+    base = {
+        name: per_query(part.embeddings, D, part.rels, [rules.metric])[rules.metric]
+        for name, part in parts.items()
+    }
+    return _Judges(parts, base, part_weights(rules.objective, rules.coverage, list(parts)))
+
+
+def _judge(cand: Candidate, adapter: Adapter, D: np.ndarray, judges: _Judges, metric: str) -> dict[str, Any]:
+    """One row of the selection table: the candidate's score and paired gain over the identity on each part, and
+    their weighted mean with its z (gain over its standard error)."""
+    row: dict[str, Any] = {
+        "name": cand.name,
+        "params": cand.describe(),
+        "val": {},
+        "gain": {},
+        "chosen": False,
+        "z_part": {},
+    }
+    means, variances = [], []
+    for name, part in judges.parts.items():
+        scores = per_query(adapter.transform(part.embeddings), D, part.rels, [metric])[metric]
+        diff = scores - judges.base[name]
+        row["val"][name] = float(scores.mean())
+        row["gain"][name] = float(diff.mean())
+        sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+        row["z_part"][name] = float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
+        means.append(diff.mean())
+        variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
+    w = np.array([judges.weights.get(n, 0.0) for n in judges.parts])
+    w = w / w.sum()
+    gain = float(np.dot(w, means))
+    se = float(np.sqrt(np.dot(w**2, variances)))
+    row["mean_gain"] = gain
+    row["z"] = gain / se if se > 0 else (0.0 if gain == 0 else float("inf"))
+    return row
+
+
+def _eligible(row: dict[str, Any], rules: SelectionRules) -> bool:
+    """A gain with confidence and, unless the objective is ``covered``, no evidence of harm on documents without
+    training queries (not more than ``max_harm_z`` standard errors below zero)."""
+    if row["name"] == "identity":
+        return False
+    no_harm = rules.objective == "covered" or row["z_part"].get(NEW, 0.0) >= -rules.max_harm_z
+    return bool(row["z"] >= rules.min_z and row["mean_gain"] > 0 and no_harm)
+
+
+def _winner(table: list[dict[str, Any]], rules: SelectionRules) -> dict[str, Any] | None:
+    """The eligible row with the largest gain (marked chosen), or ``None`` (the identity's row is marked)."""
+    ok = [r for r in table if _eligible(r, rules)]
+    winner = max(ok, key=lambda r: r["mean_gain"]) if ok else None
+    for r in table:
+        r["chosen"] = r is winner or (winner is None and r["name"] == "identity")
+    return winner
+
+
+def _no_winner_reason(table: list[dict[str, Any]], metric: str) -> str:
+    best = max((r for r in table if r["name"] != "identity"), key=lambda r: r["mean_gain"], default=None)
+    detail = (
+        f" (best was {best['name']}: {best['mean_gain']:+.4f} {metric}, z={best['z']:.2f})" if best else ""
+    )
+    return (
+        f"no candidate beat the base model on validation {metric} with confidence while not hurting documents "
+        f"without training queries{detail}; kept the base model (identity)"
+    )
+
+
+def _winner_reason(winner: dict[str, Any], rules: SelectionRules) -> str:
     gains = ", ".join(f"{k} {v:+.4f}" for k, v in winner["gain"].items())
-    reason = f"{cand.name} had the largest validation gain in {metric} ({gains}; z={winner['z']:.1f})"
-    harm_z = winner.get("z_part", {}).get(NEW, 0.0)
-    if harm_z < -max_harm_z:
+    reason = (
+        f"{winner['name']} had the largest validation gain in {rules.metric} ({gains}; z={winner['z']:.1f})"
+    )
+    harm_z = winner["z_part"].get(NEW, 0.0)
+    if harm_z < -rules.max_harm_z:
         # only reachable under "covered": say plainly what the user is trading
         reason += (
             f"; caution: on documents without training queries it was worse than the base model (z={harm_z:.1f}). "
-            f"{coverage:.0%} of this corpus has training queries, so that costs little now, but documents added later "
-            "need queries of their own and a retrain (or train with --objective balanced, which refuses such maps)"
+            f"{rules.coverage:.0%} of this corpus has training queries, so that costs little now, but documents added "
+            "later need queries of their own and a retrain (or train with --objective balanced, which refuses such maps)"
         )
         logger.warning(reason)
-    history = histories[cand.name]
-    Q_all, all_pairs = training_set(query_embeddings, range(len(rels)), rels, augmentation)
-    adapter, _, _ = _fit_candidate(
-        cand, Q_all, doc_embeddings, all_pairs, None, negative_pool=negative_pool, progress=progress
-    )
-    return SelectionResult(adapter, cand.name, reason, table, history, sizes, time.perf_counter() - start)
+    return reason
