@@ -219,3 +219,15 @@ def test_train_before_any_split_suggests_qadapter_split(tmp_path: Path) -> None:
         train(ws)
     with pytest.raises(QadapterError, match="pass one of them with --split"):
         train(workspace(tmp_path / "ws2"), "nope")
+
+
+def test_train_records_a_score_mapping_that_ranks_nothing_differently(ws: Workspace, tmp_path: Path) -> None:
+    from qadapter.core.score_scale import map_threshold, to_base_scale
+
+    train(ws, ["gen-train"], recipe="contrastive", pseudo_queries=0, output=tmp_path / "a")
+    mapping = load_adapter(tmp_path / "a").config["score_scale"]
+    # computed at train time from training queries: a cut-off maps monotonically, and scores keep their order
+    thresholds = [map_threshold(mapping, t) for t in (0.2, 0.4, 0.6)]
+    assert thresholds == sorted(thresholds)
+    adapted = np.array([0.9, 0.5, 0.51, 0.1])
+    assert list(np.argsort(-to_base_scale(mapping, adapted))) == list(np.argsort(-adapted))

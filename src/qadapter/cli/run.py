@@ -17,6 +17,7 @@ from qadapter.cli.options import (
 )
 from qadapter.evaluate.retrieval import EVAL_STORES
 from qadapter.generate.config import DEFAULT_PER_CHUNK
+from qadapter.train.recipes import RECIPES
 
 if TYPE_CHECKING:
     from qadapter.pipeline import RunResult
@@ -69,9 +70,7 @@ def print_run(result: RunResult, as_json: bool) -> None:
     show_default=True,
     help="How to make train/test when the data has no such splits.",
 )
-@click.option(
-    "--recipe", type=click.Choice(["default", "contrastive", "seed"]), default="default", show_default=True
-)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True)
 @model_option
 @click.option("--store", type=click.Choice(EVAL_STORES), default="exact", show_default=True)
 @click.option(

@@ -136,6 +136,7 @@ def train(
         outcome = fit_recipe(data, options, overrides, extras, pool, progress)
     seconds = time.perf_counter() - start
     outcome.adapter.config = record_config(ws, data, options, outcome, encoder, extras, output, seconds)
+    outcome.adapter.config["score_scale"] = score_scale(outcome.adapter, data, options.seed)
     path = save_adapter(outcome.adapter, output, overwrite=overwrite) if output is not None else None
     return TrainResult(
         outcome.adapter,
@@ -241,6 +242,23 @@ def fit_recipe(
     result = fit(Q_train, data.D, train_pairs, config, negative_pool=pool, progress=progress)
     reason = f"recipe '{options.recipe}' trains a single {config.kind} adapter ({config.loss} loss, {config.epochs} epochs)"
     return Outcome(result.adapter, config.kind, reason, config, result.history)
+
+
+#: training queries whose top-k scores fit the score mapping (a sample: the mapping has 201 knots)
+SCORE_SCALE_QUERIES = 5000
+
+
+def score_scale(adapter: Adapter, data: TrainingData, seed: int) -> dict[str, Any]:
+    """How the adapter moves returned similarity scores (a monotone map from adapted to base scores, see
+    :mod:`qadapter.core.score_scale`), fitted on the training queries: a RAG app's similarity cut-off keeps meaning
+    the same share of results (``map_threshold``), and ``to_base_scale`` puts scores back on the base scale."""
+    from qadapter.core.score_scale import score_mapping_for
+
+    rows = np.arange(len(data.Q))
+    if len(rows) > SCORE_SCALE_QUERIES:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, SCORE_SCALE_QUERIES, replace=False))
+    base = data.Q[rows]
+    return score_mapping_for(base, adapter.transform(base), data.D)
 
 
 def record_config(
