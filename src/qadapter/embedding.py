@@ -5,6 +5,7 @@ Everything downstream (training, evaluation, stores) works on the arrays returne
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,12 @@ from qadapter.data.workspace import Workspace
 from qadapter.encoders import EmbeddingCache, Encoder, embed, get_encoder
 from qadapter.errors import DataError
 
-CACHE_FILE = "embeddings.sqlite"
+logger = logging.getLogger(__name__)
+
+#: the workspace's embedding cache folder (under ``.qadapter/``); see :mod:`qadapter.encoders.cache`
+CACHE_DIR = "embeddings"
+#: the version-1 cache file, keyed by model *name*: never read again (two models could share a name)
+LEGACY_CACHE_FILE = "embeddings.sqlite"
 
 
 @dataclass
@@ -60,8 +66,16 @@ class EmbeddedQueries:
         )
 
 
-def cache_for(ws: Workspace) -> EmbeddingCache:
-    return EmbeddingCache(ws.state_dir / CACHE_FILE)
+def cache_for(ws: Workspace, *, dtype: str = "float32") -> EmbeddingCache:
+    """The workspace's embedding cache (vectors stored as ``dtype``: ``float32``, or ``float16`` for half the size)."""
+    legacy = ws.state_dir / LEGACY_CACHE_FILE
+    if legacy.exists():
+        logger.warning(
+            "%s is an embedding cache of an older format keyed by model name; it is ignored (vectors are "
+            "re-encoded once) and can be deleted",
+            legacy,
+        )
+    return EmbeddingCache(ws.state_dir / CACHE_DIR, dtype=dtype)
 
 
 def embed_corpus(
@@ -117,13 +131,20 @@ def embed_workspace(
     *,
     model: str | Encoder | None = None,
     progress: bool = False,
+    device: str = "auto",
+    cache_dtype: str = "float32",
 ) -> tuple[EmbeddedCorpus, dict[str, EmbeddedQueries]]:
-    """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache."""
+    """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache.
+
+    ``device`` places a model given by name (``auto|cpu|cuda|mps``); ``cache_dtype`` is how new vectors are stored.
+    """
     ws = path if isinstance(path, Workspace) else Workspace(path)
     encoder = (
-        model if model is not None and not isinstance(model, str) else get_encoder(model or DEFAULT_MODEL)
+        model
+        if model is not None and not isinstance(model, str)
+        else get_encoder(model or DEFAULT_MODEL, device=device)
     )
-    with cache_for(ws) as cache:
+    with cache_for(ws, dtype=cache_dtype) as cache:
         corpus = embed_corpus(ws, encoder, cache=cache, progress=progress)
         names = list(splits) if splits is not None else ws.splits()
         out = {

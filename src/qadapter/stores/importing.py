@@ -17,7 +17,7 @@ import numpy as np
 from qadapter.core.vectors import normalize
 from qadapter.data import Document, Workspace
 from qadapter.embedding import cache_for
-from qadapter.encoders import Encoder
+from qadapter.encoders import Encoder, model_identity
 from qadapter.errors import DataError, QadapterError
 from qadapter.stores.base import VectorStore
 
@@ -115,11 +115,12 @@ def import_from_store(
     corpus = [Document(doc_id, text) for doc_id, text in zip(ids, texts, strict=True)]
     ws.path.mkdir(parents=True, exist_ok=True)
     with cache_for(ws) as cache:  # the cache the embed stage reads
+        identity = model_identity(encoder, cache.digests)
         # Keyed by Document.full_text, the text every later step embeds.
         for start in range(0, len(corpus), batch_size):
             chunk = corpus[start : start + batch_size]
             cache.put_many(
-                encoder.name, "document", [d.full_text for d in chunk], embeddings[start : start + batch_size]
+                identity, "document", [d.full_text for d in chunk], embeddings[start : start + batch_size]
             )
     ws.write_corpus(corpus)
     logger.info("imported %d documents from the %s collection into %s", len(corpus), store.backend, ws.path)
