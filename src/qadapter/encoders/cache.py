@@ -54,7 +54,18 @@ def text_key(text: str) -> bytes:
 
 
 def _full_disk(exc: BaseException) -> bool:
-    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or "full" in str(exc)
+    return (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    ) or "full" in str(exc)
+
+
+def _cut(path: Path, size: int) -> None:
+    """Best effort: give back the bytes of a batch that was not committed (the next write overwrites them anyway)."""
+    try:
+        with open(path, "rb+") as handle:
+            handle.truncate(size)
+    except OSError:
+        logger.debug("could not cut %s back to %d bytes", path, size)
 
 
 class _DigestMemo(MutableMapping[str, str]):
@@ -146,7 +157,10 @@ class EmbeddingCache:
                     f"{self.path}: the disk is full while writing the embedding cache ({exc}); nothing of this "
                     "batch was saved: free some space and run the command again (it resumes)"
                 ) from exc
-            raise ArtifactError(f"{self.path}: cannot write the embedding cache ({exc})") from exc
+            raise ArtifactError(
+                f"{self.path}: cannot write the embedding cache ({exc}); nothing of this batch was saved: "
+                "check the disk and run the command again (it resumes)"
+            ) from exc
 
     # -- tables ----------------------------------------------------------------------------------------------
 
@@ -240,30 +254,33 @@ class EmbeddingCache:
         if not keys:
             return
         picked = vectors[list(keys.values())]
-        with self._writing():
-            table_id, _, dtype, n_rows = self._open_table(model, kind, int(vectors.shape[1]))
-            self._append(self._file(table_id, dtype), n_rows, picked.astype(dtype, copy=False))
-            rows = range(n_rows, n_rows + len(keys))
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(table_id, k, r) for k, r in zip(keys, rows, strict=True)],
-            )
-            self._db.execute("UPDATE tables SET rows = ? WHERE id = ?", (n_rows + len(keys), table_id))
+        appended: list[tuple[Path, int]] = []  # (file, committed size) once vectors were written
+        try:
+            with self._writing():
+                table_id, _, dtype, n_rows = self._open_table(model, kind, int(vectors.shape[1]))
+                file = self._file(table_id, dtype)
+                appended.append((file, n_rows * picked.shape[1] * np.dtype(dtype).itemsize))
+                self._append(file, n_rows, picked.astype(dtype, copy=False))
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    [(table_id, k, n_rows + j) for j, k in enumerate(keys)],
+                )
+                self._db.execute("UPDATE tables SET rows = ? WHERE id = ?", (n_rows + len(keys), table_id))
+        except BaseException:
+            for file, size in appended:  # the index never saw these rows: give their bytes back
+                _cut(file, size)
+            raise
 
     @staticmethod
     def _append(path: Path, n_rows: int, data: np.ndarray) -> None:
-        """Write ``data`` after the first ``n_rows`` rows and flush it to disk; on failure cut the file back."""
+        """Write ``data`` after the first ``n_rows`` rows and flush it to disk (the caller cuts it back on failure)."""
         offset = n_rows * data.shape[1] * data.itemsize
         with open(path, "ab+") as handle:
-            try:
-                handle.truncate(offset)  # drop bytes left by a batch whose index was never committed
-                handle.seek(offset)
-                handle.write(np.ascontiguousarray(data).tobytes())
-                handle.flush()
-                os.fsync(handle.fileno())
-            except OSError:
-                handle.truncate(offset)
-                raise
+            handle.truncate(offset)  # drop bytes of a batch whose index rows were never committed
+            handle.seek(offset)
+            handle.write(np.ascontiguousarray(data).tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
