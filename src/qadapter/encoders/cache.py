@@ -192,21 +192,26 @@ class EmbeddingCache:
 
     def rows(self, model: str, kind: str, texts: Sequence[str]) -> np.ndarray:
         """The cache row of each text (``-1`` where it is not cached)."""
-        out = np.full(len(texts), -1, dtype=np.int64)
         table = self._table(model, kind)
         if table is None or not texts:
-            return out
-        positions: dict[bytes, list[int]] = {}
-        for i, text in enumerate(texts):
-            positions.setdefault(text_key(text), []).append(i)
-        unique = list(positions)
-        for start in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[start : start + _IN_CHUNK]
+            return np.full(len(texts), -1, dtype=np.int64)
+        keys = [text_key(t) for t in texts]
+        found = self._lookup(table[0], list(dict.fromkeys(keys)), table[3])
+        return np.fromiter((found.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def _lookup(self, table: int, keys: list[bytes], n_rows: int) -> dict[bytes, int]:
+        """``{key: row}`` for the cached ``keys``: by ``IN (...)`` batches, or one scan when most rows are wanted."""
+        if len(keys) * 4 > n_rows:
+            wanted = set(keys)
+            scan = self._db.execute("SELECT key, row FROM vectors WHERE tbl = ?", (table,))
+            return {k: r for k, r in scan if k in wanted}
+        found: dict[bytes, int] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, row FROM vectors WHERE tbl = ? AND key IN ({marks})"  # noqa: S608 - only marks
-            for key, row in self._db.execute(query, (table[0], *chunk)):
-                out[positions[key]] = row
-        return out
+            found.update(self._db.execute(query, (table, *chunk)))
+        return found
 
     def read(self, model: str, kind: str, rows: np.ndarray) -> np.ndarray:
         """The float32 vectors at ``rows`` (all ``>= 0``), gathered block by block from the memory-mapped file."""
@@ -233,6 +238,23 @@ class EmbeddingCache:
             out[start + order] = data[block[order]]
         del data
         return out
+
+    def iter_vectors(
+        self, model: str, kind: str, texts: Sequence[str], *, block: int = _BLOCK
+    ) -> Iterator[np.ndarray]:
+        """Yield the cached float32 vectors of ``texts`` in blocks of ``block`` rows (memory stays one block).
+
+        Every text must be cached (embed first); a missing one is an error naming it.
+        """
+        for start in range(0, len(texts), block):
+            chunk = texts[start : start + block]
+            rows = self.rows(model, kind, chunk)
+            if (rows < 0).any():
+                first = chunk[int(np.argmin(rows))]
+                raise ArtifactError(
+                    f"text {first[:60]!r} is not in the embedding cache; run qadapter embed first"
+                )
+            yield self.read(model, kind, rows)
 
     def get_many(self, model: str, kind: str, texts: Sequence[str]) -> dict[int, np.ndarray]:
         """Return ``{position: vector}`` for the texts already cached."""
