@@ -79,13 +79,24 @@ def cache_for(ws: Workspace, *, dtype: str = "float32") -> EmbeddingCache:
 
 
 def embed_corpus(
-    ws: Workspace, encoder: Encoder, *, cache: EmbeddingCache | None = None, progress: bool = False
+    ws: Workspace,
+    encoder: Encoder,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool = False,
+    engine: str = "local",
 ) -> EmbeddedCorpus:
     corpus = ws.corpus()
     ids = list(corpus)
     texts = [corpus[i].full_text for i in ids]
     vectors = embed(
-        encoder, texts, kind="document", cache=cache, progress=progress, desc="embedding documents"
+        encoder,
+        texts,
+        kind="document",
+        cache=cache,
+        progress=progress,
+        desc="embedding documents",
+        engine=engine,
     )
     return EmbeddedCorpus(ids, vectors)
 
@@ -98,6 +109,7 @@ def embed_split(
     cache: EmbeddingCache | None = None,
     corpus_ids: Iterable[str] | None = None,
     progress: bool = False,
+    engine: str = "local",
 ) -> EmbeddedQueries:
     """Embed the queries judged in ``split``. Judgements on documents missing from the corpus are an error."""
     qrels = ws.qrels(split)
@@ -120,7 +132,13 @@ def embed_split(
         raise DataError(f"{ws.qrels_path(split)}: no query has a relevant document (score > 0)")
     texts = [queries[q].text for q in ids]
     vectors = embed(
-        encoder, texts, kind="query", cache=cache, progress=progress, desc=f"embedding {split} queries"
+        encoder,
+        texts,
+        kind="query",
+        cache=cache,
+        progress=progress,
+        desc=f"embedding {split} queries",
+        engine=engine,
     )
     return EmbeddedQueries(split, ids, texts, vectors, {q: qrels[q] for q in ids})
 
@@ -133,10 +151,12 @@ def embed_workspace(
     progress: bool = False,
     device: str = "auto",
     cache_dtype: str = "float32",
+    engine: str = "local",
 ) -> tuple[EmbeddedCorpus, dict[str, EmbeddedQueries]]:
     """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache.
 
-    ``device`` places a model given by name (``auto|cpu|cuda|mps``); ``cache_dtype`` is how new vectors are stored.
+    ``device`` places a model given by name (``auto|cpu|cuda|mps``); ``cache_dtype`` is how new vectors are stored;
+    ``engine`` is where encoding runs (``local``, or ``ray`` for a Ray Data actor pool).
     """
     ws = path if isinstance(path, Workspace) else Workspace(path)
     encoder = (
@@ -145,10 +165,12 @@ def embed_workspace(
         else get_encoder(model or DEFAULT_MODEL, device=device)
     )
     with cache_for(ws, dtype=cache_dtype) as cache:
-        corpus = embed_corpus(ws, encoder, cache=cache, progress=progress)
+        corpus = embed_corpus(ws, encoder, cache=cache, progress=progress, engine=engine)
         names = list(splits) if splits is not None else ws.splits()
         out = {
-            s: embed_split(ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress)
+            s: embed_split(
+                ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress, engine=engine
+            )
             for s in names
         }
     return corpus, out

@@ -226,18 +226,25 @@ class EmbeddingCache:
             raise ArtifactError(
                 f"{self.path}: the cache index points past its vectors; delete the cache to rebuild"
             )
+        file = self._file(table_id, dtype)
+        for start in range(0, len(rows), _BLOCK):
+            block = rows[start : start + _BLOCK]
+            order = np.argsort(block, kind="stable")  # read the file forwards
+            out[start + order] = self._map(file, dtype, dim, int(block[order[0]]), int(block[order[-1]]) + 1)[
+                block[order] - block[order[0]]
+            ]
+        return out
+
+    def _map(self, file: Path, dtype: str, dim: int, first: int, stop: int) -> np.ndarray:
+        """Rows ``first:stop`` of a vector file, memory-mapped only for the block being read (so resident pages
+        never exceed a block's span)."""
         try:
-            data = np.memmap(self._file(table_id, dtype), dtype=dtype, mode="r", shape=(n_rows, dim))
+            offset = first * dim * np.dtype(dtype).itemsize
+            return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=(stop - first, dim))
         except (OSError, ValueError) as exc:
             raise ArtifactError(
                 f"{self.path}: cached vectors are unreadable ({exc}); delete the cache"
             ) from exc
-        for start in range(0, len(rows), _BLOCK):
-            block = rows[start : start + _BLOCK]
-            order = np.argsort(block, kind="stable")  # read the file forwards
-            out[start + order] = data[block[order]]
-        del data
-        return out
 
     def iter_vectors(
         self, model: str, kind: str, texts: Sequence[str], *, block: int = _BLOCK

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from qadapter.core.progress import progress as progress_bar
 from qadapter.encoders.base import Encoder, TextKind
 from qadapter.encoders.cache import EmbeddingCache
+from qadapter.encoders.engines import get_engine
 from qadapter.errors import ArtifactError
 
 
@@ -35,22 +37,22 @@ def _encode_missing(
     cache: EmbeddingCache | None,
     identity: str,
     batch_size: int,
-    bar_desc: str,
-    show: bool,
+    engine: str,
+    bar: Any,
 ) -> np.ndarray | None:
+    """Encode ``todo`` on ``engine``, committing each batch to ``cache`` as it arrives (in whatever order)."""
     if not todo:
         return None
-    chunks = []
-    step = max(batch_size * 4, 256)
-    with progress_bar(len(todo), desc=bar_desc, unit="text", enabled=show) as bar:
-        for start in range(0, len(todo), step):
-            batch = todo[start : start + step]
-            vectors = encoder.encode(batch, kind=kind, batch_size=batch_size)
-            if cache is not None:
-                cache.put_many(identity, kind, batch, vectors)
-            chunks.append(np.asarray(vectors, dtype=np.float32))
-            bar.update(len(batch))
-    return np.concatenate(chunks, axis=0)
+    where = {t: i for i, t in enumerate(todo)}
+    fresh: np.ndarray | None = None
+    for batch, vectors in get_engine(engine)(encoder, todo, kind, batch_size):
+        if cache is not None:
+            cache.put_many(identity, kind, batch, vectors)
+        if fresh is None:
+            fresh = np.empty((len(todo), vectors.shape[1]), dtype=np.float32)
+        fresh[[where[t] for t in batch]] = vectors
+        bar.update(len(batch))
+    return fresh
 
 
 def embed(
@@ -62,25 +64,28 @@ def embed(
     batch_size: int = 64,
     progress: bool = False,
     desc: str | None = None,
+    engine: str = "local",
 ) -> np.ndarray:
     """Encode ``texts`` with ``encoder``, reading and filling ``cache`` so each text is encoded at most once.
 
     Each batch is committed to the cache as soon as it is encoded, so an interrupted run resumes where it stopped.
+    ``engine`` (see :data:`qadapter.encoders.engines.ENGINES`) is where encoding runs: ``local`` or ``ray``.
     """
     texts = list(texts)
     identity = model_identity(encoder, cache.digests if cache is not None else None)
     rows = cache.rows(identity, kind, texts) if cache is not None else np.full(len(texts), -1, dtype=np.int64)
     missing, order = _distinct_missing(texts, rows)
-    fresh = _encode_missing(
-        encoder,
-        list(order),
-        kind=kind,
-        cache=cache,
-        identity=identity,
-        batch_size=batch_size,
-        bar_desc=desc or f"embedding {kind}s",
-        show=progress,
-    )
+    with progress_bar(len(order), desc=desc or f"embedding {kind}s", unit="text", enabled=progress) as bar:
+        fresh = _encode_missing(
+            encoder,
+            list(order),
+            kind=kind,
+            cache=cache,
+            identity=identity,
+            batch_size=batch_size,
+            engine=engine,
+            bar=bar,
+        )
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
     hit = np.flatnonzero(rows >= 0)

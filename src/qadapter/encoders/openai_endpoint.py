@@ -36,6 +36,10 @@ class OpenAIEncoder:
         self._client: Any = None
         self._dim: int | None = dimensions
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the HTTP client (it is rebuilt on first use)."""
+        return {**self.__dict__, "_client": None}
+
     def cache_identity(self, memo: object = None) -> str:
         """Normalised endpoint URL, model name and dimensions: the same model however the URL is spelled."""
         return openai_identity(self.model, self.base_url, self.dimensions)

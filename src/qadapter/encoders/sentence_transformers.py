@@ -55,6 +55,10 @@ class SentenceTransformerEncoder:
         self._model: Any = None
         self._identity: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the loaded model (Ray actors load their own), so shipping an encoder is cheap."""
+        return {**self.__dict__, "_model": None}
+
     def cache_identity(self, memo: MutableMapping[str, str] | None = None) -> str:
         """A hash of the model folder's config, tokenizer and weight files (memoised by their sizes and times), so
         two folders with the same name but other weights never share cached vectors."""
