@@ -16,13 +16,13 @@ import numpy as np
 
 from qadapter.data.types import Run
 from qadapter.errors import QadapterError
-from qadapter.stores.base import Hits, VectorStore
+from qadapter.stores.base import Hits, Page, StoreSpec, VectorStore
 
-#: backend name -> (module, class). Adding a backend is one file and one line here.
-STORES: dict[str, tuple[str, str]] = {
-    "chroma": ("qadapter.stores.chroma", "ChromaStore"),
-    "lancedb": ("qadapter.stores.lancedb", "LanceDBStore"),
-    "qdrant": ("qadapter.stores.qdrant", "QdrantStore"),
+#: backend name -> its spec. Adding a backend is one file and one line here (the contract test reads this too).
+STORES: dict[str, StoreSpec] = {
+    "chroma": StoreSpec("qadapter.stores.chroma", "ChromaStore", "chromadb", "chroma"),
+    "lancedb": StoreSpec("qadapter.stores.lancedb", "LanceDBStore", "lancedb", "lancedb"),
+    "qdrant": StoreSpec("qadapter.stores.qdrant", "QdrantStore", "qdrant_client", "qdrant"),
 }
 
 
@@ -35,8 +35,8 @@ def get_store(name: str, path: str | Path, collection: str, *, create: bool = Fa
     """
     if name not in STORES:
         raise QadapterError(f"unknown vector store '{name}'; valid stores: {', '.join(STORES)}")
-    module_name, attr = STORES[name]
-    cls = getattr(importlib.import_module(module_name), attr)
+    spec = STORES[name]
+    cls = getattr(importlib.import_module(spec.module), spec.cls)
     return cls(path, collection, create=create)
 
 
@@ -54,4 +54,4 @@ def store_run(
     return {qid: dict(row) for qid, row in zip(query_ids, hits, strict=True)}
 
 
-__all__ = ["STORES", "Hits", "VectorStore", "get_store", "store_run"]
+__all__ = ["STORES", "Hits", "Page", "StoreSpec", "VectorStore", "get_store", "store_run"]
