@@ -176,6 +176,29 @@ def main() -> None:
     write(rows, quality, command, args.batch)
 
 
+def projection(rows: list[dict[str, Any]]) -> list[str]:
+    """10M vectors, projected linearly from the largest measured size (not measured: 10M float32 read into one
+    array is 15 GB, over this machine's budget)."""
+    largest = max(r["n"] for r in rows)
+    out = [
+        "",
+        f"Projected to 10,000,000 vectors (x{10_000_000 // largest} the {largest:,} row; not measured):",
+        "",
+    ]
+    for r in (r for r in rows if r["n"] == largest):
+        f = 10_000_000 / largest
+        stream = (
+            f", streaming read ~{r['stream']['seconds'] * f / 60:.0f} min at ~{r['stream']['peak_rss_mib']} MiB"
+            if "stream" in r
+            else ""
+        )
+        out.append(
+            f"- {r['layout']}: write ~{r['write']['seconds'] * f / 60:.0f} min, size ~{r['size_mib'] * f / 1024:.1f} GiB, "
+            f"read-all into one array needs ~{DIM * 4 * 10_000_000 / 2**30:.1f} GiB for the array alone{stream}"
+        )
+    return out
+
+
 def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, batch: int) -> None:
     import os
     import platform
@@ -190,8 +213,9 @@ def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, bat
         "# Embedding cache at scale",
         "",
         f"Command: `{command}` (planted 384-d vectors, texts `document i`, writes in batches of {batch}; each phase",
-        f"in its own process, peak RSS of that process). Machine: {machine['cpus']} CPUs, shared, load "
-        f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}.",
+        f"in its own process, peak RSS of that process, which counts memory-mapped file pages too). Machine: "
+        f"{machine['cpus']} CPUs shared by several jobs (load average at the end: "
+        f"{', '.join(f'{x:.1f}' for x in machine['load_average'])}): compare rows as ratios, not absolute times.",
         "",
         "| layout | vectors | write s | write peak MiB | read-all s | read-all peak MiB | stream s | stream peak MiB | size MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -203,6 +227,7 @@ def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, bat
             f"{r['read-all']['seconds']} | {r['read-all']['peak_rss_mib']} | {stream['seconds']} | "
             f"{stream['peak_rss_mib']} | {r['size_mib']} |"
         )
+    lines += projection(rows)
     lines += [
         "",
         f"float16 storage vs float32 ({quality['data']}): top-10 overlap {quality['top10_overlap']}, "
