@@ -61,10 +61,10 @@ def main() -> None:
         # A workspace of its own (generate() adds queries); reuse the embedding cache of bench_quality's copy.
         shutil.rmtree(work / "offline", ignore_errors=True)
         ws_path = copy_workspace(args.data, "appleqa", work / "offline")
-        cached = work / "appleqa" / ".qadapter" / "embeddings.sqlite"
-        if cached.is_file():
+        cached = work / "appleqa" / ".qadapter" / "embeddings"
+        if cached.is_dir():
             (ws_path / ".qadapter").mkdir(exist_ok=True)
-            shutil.copy2(cached, ws_path / ".qadapter" / "embeddings.sqlite")
+            shutil.copytree(cached, ws_path / ".qadapter" / "embeddings", dirs_exist_ok=True)
         ws = Workspace(ws_path)
         train_docs = sorted({d for docs in ws.qrels("train-docsplit").values() for d in docs})
         test_docs = {d for docs in ws.qrels("test-docsplit").values() for d in docs}

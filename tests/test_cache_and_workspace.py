@@ -13,7 +13,7 @@ import pytest
 
 from qadapter.data import Document, Query, Workspace, read_corpus, read_qrels, read_queries
 from qadapter.data.atomic import atomic_open
-from qadapter.embedding import CACHE_FILE, embed_workspace
+from qadapter.embedding import CACHE_DIR, embed_workspace
 from qadapter.encoders import EmbeddingCache, Encoder, embed
 from qadapter.errors import ArtifactError, DataError
 
@@ -118,9 +118,11 @@ def test_embed_without_a_cache_and_with_no_texts() -> None:
 def test_cached_vectors_of_mixed_dimensions_are_an_artifact_error(tmp_path: Path) -> None:
     with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
         cache.put_many("m", "query", ["a"], expected(["a"], dim=8))
-        cache.put_many("m", "query", ["b"], expected(["b"], dim=16))
         with pytest.raises(ArtifactError, match="delete the cache"):
-            embed(CountingEncoder("m"), ["a", "b"], kind="query", cache=cache)
+            cache.put_many("m", "query", ["b"], expected(["b"], dim=16))
+        np.testing.assert_array_equal(
+            embed(CountingEncoder("m"), ["a"], kind="query", cache=cache), expected(["a"])
+        )
 
 
 def test_a_cache_from_a_model_of_another_dimension_is_an_artifact_error(tmp_path: Path) -> None:
@@ -131,10 +133,14 @@ def test_a_cache_from_a_model_of_another_dimension_is_an_artifact_error(tmp_path
 
 
 def test_an_unreadable_cache_file_is_an_artifact_error(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite"
-    path.write_bytes(b"this is not a database" * 100)
+    path = tmp_path / "cache"
+    path.mkdir()
+    (path / "index.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(ArtifactError, match="cache is unreadable .*delete it to rebuild"):
         EmbeddingCache(path)
+    (tmp_path / "file").write_bytes(b"a version-1 cache was one file")
+    with pytest.raises(ArtifactError, match="cache is unreadable .*delete it to rebuild"):
+        EmbeddingCache(tmp_path / "file")
 
 
 # -- workspace: round trip ---------------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ def test_embed_workspace_uses_the_workspace_cache(tmp_path: Path) -> None:
     train = splits["train"]
     assert train.query_ids == ["q1", "q2", "q3"]
     assert train.pairs(corpus.index()) == [(0, 0), (1, 1), (2, 2)]  # the score-0 judgement is not a pair
-    assert (ws.state_dir / CACHE_FILE).is_file()
+    assert (ws.state_dir / CACHE_DIR / "index.sqlite").is_file()
 
     again = CountingEncoder()
     embed_workspace(ws, ["train"], model=again)

@@ -3,7 +3,7 @@
 A keyword one-hot encoder (as in sentence-transformers' IR-evaluator tests) gives every text one axis per vocabulary
 word it contains, so each query's ranking, and so every metric, follows from the texts by hand. The CLI and
 ``pipeline.run`` take a model *name*; for them the workspace's embedding cache is filled with the keyword vectors
-under the bundled model's name, so the real commands run end to end without loading the model (the encoder is lazy
+under the bundled model's cache identity, so the real commands run end to end without loading the model (the encoder is lazy
 and every text is already cached). Separate integration tests use the real bundled model.
 """
 
@@ -23,7 +23,7 @@ from qadapter.adapters.artifact import CONFIG_FILE
 from qadapter.cli import main
 from qadapter.data import Document, Query, Workspace
 from qadapter.embedding import cache_for
-from qadapter.encoders import DEFAULT_MODEL, embed
+from qadapter.encoders import DEFAULT_MODEL, embed, get_encoder, model_identity
 from qadapter.errors import QadapterError
 from qadapter.evaluate import evaluate
 
@@ -107,6 +107,10 @@ def drop_wind_water(name: str = "keywords") -> Adapter:
 def stand_in_cache(ws: Workspace, name: str = DEFAULT_MODEL) -> None:
     """Cache keyword vectors for every text of ``ws`` under model ``name`` (see the module docstring)."""
     encoder = KeywordEncoder(name)
+    identity = model_identity(
+        get_encoder(name)
+    )  # the cache knows models by a hash of their files, not by name
+    encoder.cache_identity = lambda memo=None: identity  # type: ignore[attr-defined]
     with cache_for(ws) as cache:
         embed(encoder, [d.full_text for d in ws.corpus().values()], kind="document", cache=cache)
         embed(encoder, [q.text for q in ws.queries().values()], kind="query", cache=cache)
@@ -534,9 +538,10 @@ def planted_workspace(path: Path, d: int = 16, n_docs: int = 120, seed: int = 0)
     ws.write_qrels("train", {f"q{i}-{j}": {f"d{i}": 1} for i in range(100) for j in range(2)})
     ws.write_qrels("test", {f"q{i}-2": {f"d{i}": 1} for i in range(n_docs)})
     q_vectors = (docs.repeat(3, axis=0) + 0.05 * rng.normal(size=(3 * n_docs, d))) @ rotation
+    identity = model_identity(get_encoder(DEFAULT_MODEL))  # the bundled model's cache identity (a file hash)
     with cache_for(ws) as cache:
-        cache.put_many(DEFAULT_MODEL, "document", [f"document {i}" for i in range(n_docs)], docs)
-        cache.put_many(DEFAULT_MODEL, "query", [q.text for q in queries], q_vectors)
+        cache.put_many(identity, "document", [f"document {i}" for i in range(n_docs)], docs)
+        cache.put_many(identity, "query", [q.text for q in queries], q_vectors)
     return ws
 
 

@@ -11,25 +11,15 @@ from qadapter.core.vectors import normalize, search, search_run
 from qadapter.errors import QadapterError
 from qadapter.stores import STORES, get_store, store_run
 
-#: backend -> the client module its extra installs.
-CLIENTS = {"chroma": "chromadb", "lancedb": "lancedb", "qdrant": "qdrant_client"}
-
 
 def _backends() -> list:
+    """Every registered store (read from the registry itself, so a new store is tested without editing this file)."""
     params = []
-    for name in STORES:
-        missing = importlib.util.find_spec(CLIENTS[name]) is None
-        marks = (
-            [pytest.mark.skip(reason=f"{CLIENTS[name]} not installed (pip install 'qadapter[{name}]')")]
-            if missing
-            else []
-        )
-        params.append(pytest.param(name, marks=marks, id=name))
+    for name, spec in STORES.items():
+        missing = importlib.util.find_spec(spec.client) is None
+        reason = f"{spec.client} not installed (pip install 'qadapter[{spec.extra}]')"
+        params.append(pytest.param(name, marks=[pytest.mark.skip(reason=reason)] if missing else [], id=name))
     return params
-
-
-def test_every_backend_has_a_client_listed() -> None:
-    assert set(CLIENTS) == set(STORES)
 
 
 @pytest.fixture()
@@ -92,14 +82,69 @@ def test_unknown_store_lists_valid_choices(tmp_path) -> None:
         get_store("pinecone", tmp_path, "x")
 
 
-@pytest.mark.parametrize(
-    ("backend", "module", "extra"), [("lancedb", "lancedb", "lancedb"), ("qdrant", "qdrant_client", "qdrant")]
-)
-def test_missing_client_names_the_extra(monkeypatch, tmp_path, backend: str, module: str, extra: str) -> None:
+@pytest.mark.parametrize("backend", list(STORES))
+def test_missing_client_names_the_extra(monkeypatch, tmp_path, backend: str) -> None:
     import sys
 
     from qadapter.errors import MissingExtraError
 
-    monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(MissingExtraError, match=rf"pip install 'qadapter\[{extra}\]'"):
+    monkeypatch.setitem(sys.modules, STORES[backend].client, None)
+    with pytest.raises(MissingExtraError, match=rf"pip install 'qadapter\[{STORES[backend].extra}\]'"):
         get_store(backend, tmp_path, "corpus", create=True)
+
+
+class StoredVectors:
+    """An encoder that gives each document the vector the store holds for it (so the import check passes)."""
+
+    name = "stored"
+    dim = 16
+
+    def __init__(self, documents: list[str], vectors: np.ndarray) -> None:
+        self.table = dict(zip(documents, vectors, strict=True))
+
+    def encode(self, texts, *, kind="query", batch_size=64) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return np.stack([self.table[t] for t in texts])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", _backends())
+def test_import_streams_the_store_in_pages(backend: str, tmp_path, records, monkeypatch) -> None:
+    """``import --from-store`` never reads a collection at once: only ``pages()`` is used, one page at a time."""
+    from qadapter.embedding import embed_corpus
+    from qadapter.stores.importing import import_from_store
+
+    ids, documents, vectors = records
+    with get_store(backend, tmp_path / backend, "corpus", create=True) as store:
+        store.add(ids, vectors, documents)
+    store = get_store(backend, tmp_path / backend, "corpus")
+    cls = type(store)
+    monkeypatch.setattr(cls, "read", lambda self, batch_size=1000: pytest.fail("read() loads every record"))
+    sizes: list[int] = []
+    real_pages = cls.pages
+
+    def pages(self, batch_size=1000):  # type: ignore[no-untyped-def]
+        for page in real_pages(self, batch_size):
+            sizes.append(len(page[0]))
+            yield page
+
+    monkeypatch.setattr(cls, "pages", pages)
+    encoder = StoredVectors(documents, vectors)
+    ws = import_from_store(store, tmp_path / "ws", encoder, batch_size=7, check_sample=4)
+    store.close()
+    assert max(sizes) == 7 and sum(sizes) == 2 * 40  # a sampling pass and a writing pass, 7 records per page
+    embedded = embed_corpus(ws, encoder)
+    order = [embedded.doc_ids.index(i) for i in ids]
+    np.testing.assert_allclose(normalize(embedded.embeddings[order]), vectors, atol=1e-5)
+
+
+def test_the_store_layer_does_not_import_integrations() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qadapter.stores, qadapter.stores.importing;"
+        "[__import__(spec.module) for spec in qadapter.stores.STORES.values()];"
+        "print(sorted(m for m in sys.modules if m.startswith('qadapter.integrations')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ Everything downstream (training, evaluation, stores) works on the arrays returne
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,12 @@ from qadapter.data.workspace import Workspace
 from qadapter.encoders import EmbeddingCache, Encoder, embed, get_encoder
 from qadapter.errors import DataError
 
-CACHE_FILE = "embeddings.sqlite"
+logger = logging.getLogger(__name__)
+
+#: the workspace's embedding cache folder (under ``.qadapter/``); see :mod:`qadapter.encoders.cache`
+CACHE_DIR = "embeddings"
+#: the version-1 cache file, keyed by model *name*: never read again (two models could share a name)
+LEGACY_CACHE_FILE = "embeddings.sqlite"
 
 
 @dataclass
@@ -60,18 +66,37 @@ class EmbeddedQueries:
         )
 
 
-def cache_for(ws: Workspace) -> EmbeddingCache:
-    return EmbeddingCache(ws.state_dir / CACHE_FILE)
+def cache_for(ws: Workspace, *, dtype: str = "float32") -> EmbeddingCache:
+    """The workspace's embedding cache (vectors stored as ``dtype``: ``float32``, or ``float16`` for half the size)."""
+    legacy = ws.state_dir / LEGACY_CACHE_FILE
+    if legacy.exists():
+        logger.warning(
+            "%s is an embedding cache of an older format keyed by model name; it is ignored (vectors are "
+            "re-encoded once) and can be deleted",
+            legacy,
+        )
+    return EmbeddingCache(ws.state_dir / CACHE_DIR, dtype=dtype)
 
 
 def embed_corpus(
-    ws: Workspace, encoder: Encoder, *, cache: EmbeddingCache | None = None, progress: bool = False
+    ws: Workspace,
+    encoder: Encoder,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool = False,
+    engine: str = "local",
 ) -> EmbeddedCorpus:
     corpus = ws.corpus()
     ids = list(corpus)
     texts = [corpus[i].full_text for i in ids]
     vectors = embed(
-        encoder, texts, kind="document", cache=cache, progress=progress, desc="embedding documents"
+        encoder,
+        texts,
+        kind="document",
+        cache=cache,
+        progress=progress,
+        desc="embedding documents",
+        engine=engine,
     )
     return EmbeddedCorpus(ids, vectors)
 
@@ -84,6 +109,7 @@ def embed_split(
     cache: EmbeddingCache | None = None,
     corpus_ids: Iterable[str] | None = None,
     progress: bool = False,
+    engine: str = "local",
 ) -> EmbeddedQueries:
     """Embed the queries judged in ``split``. Judgements on documents missing from the corpus are an error."""
     qrels = ws.qrels(split)
@@ -106,7 +132,13 @@ def embed_split(
         raise DataError(f"{ws.qrels_path(split)}: no query has a relevant document (score > 0)")
     texts = [queries[q].text for q in ids]
     vectors = embed(
-        encoder, texts, kind="query", cache=cache, progress=progress, desc=f"embedding {split} queries"
+        encoder,
+        texts,
+        kind="query",
+        cache=cache,
+        progress=progress,
+        desc=f"embedding {split} queries",
+        engine=engine,
     )
     return EmbeddedQueries(split, ids, texts, vectors, {q: qrels[q] for q in ids})
 
@@ -117,17 +149,28 @@ def embed_workspace(
     *,
     model: str | Encoder | None = None,
     progress: bool = False,
+    device: str = "auto",
+    cache_dtype: str = "float32",
+    engine: str = "local",
 ) -> tuple[EmbeddedCorpus, dict[str, EmbeddedQueries]]:
-    """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache."""
+    """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache.
+
+    ``device`` places a model given by name (``auto|cpu|cuda|mps``); ``cache_dtype`` is how new vectors are stored;
+    ``engine`` is where encoding runs (``local``, or ``ray`` for a Ray Data actor pool).
+    """
     ws = path if isinstance(path, Workspace) else Workspace(path)
     encoder = (
-        model if model is not None and not isinstance(model, str) else get_encoder(model or DEFAULT_MODEL)
+        model
+        if model is not None and not isinstance(model, str)
+        else get_encoder(model or DEFAULT_MODEL, device=device)
     )
-    with cache_for(ws) as cache:
-        corpus = embed_corpus(ws, encoder, cache=cache, progress=progress)
+    with cache_for(ws, dtype=cache_dtype) as cache:
+        corpus = embed_corpus(ws, encoder, cache=cache, progress=progress, engine=engine)
         names = list(splits) if splits is not None else ws.splits()
         out = {
-            s: embed_split(ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress)
+            s: embed_split(
+                ws, s, encoder, cache=cache, corpus_ids=corpus.doc_ids, progress=progress, engine=engine
+            )
             for s in names
         }
     return corpus, out

@@ -15,6 +15,9 @@ from qadapter.cli.options import (
     progress_option,
     want_progress,
 )
+from qadapter.core.device import DEVICES
+from qadapter.encoders.cache import DTYPES
+from qadapter.encoders.engines import ENGINES
 
 
 @click.command("embed")
@@ -23,6 +26,28 @@ from qadapter.cli.options import (
     "--split", "splits", multiple=True, help="Qrels split(s) whose queries to embed (default: all)."
 )
 @model_option
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    envvar="QADAPTER_DEVICE",
+    help="Where a local model runs: auto picks a CUDA or MPS GPU when one is visible, else the CPU.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(list(ENGINES)),
+    default="local",
+    show_default=True,
+    help="Where encoding runs: this process, or a Ray Data actor pool (RAY_ADDRESS names a cluster).",
+)
+@click.option(
+    "--cache-dtype",
+    type=click.Choice(DTYPES),
+    default="float32",
+    show_default=True,
+    help="How new vectors are stored in the cache; float16 halves its size (vectors are read back as float32).",
+)
 @base_url_option
 @api_key_env_option
 @progress_option
@@ -31,6 +56,9 @@ def embed_command(
     workspace: str,
     splits: tuple[str, ...],
     model: str,
+    device: str,
+    engine: str,
+    cache_dtype: str,
     base_url: str | None,
     api_key_env: str,
     progress: bool | None,
@@ -44,13 +72,20 @@ def embed_command(
     from qadapter.encoders import get_encoder
 
     start = time.perf_counter()
-    encoder = get_encoder(model, base_url=base_url, api_key_env=api_key_env)
+    encoder = get_encoder(model, base_url=base_url, api_key_env=api_key_env, device=device)
     corpus, embedded = embed_workspace(
-        workspace, list(splits) or None, model=encoder, progress=want_progress(progress)
+        workspace,
+        list(splits) or None,
+        model=encoder,
+        progress=want_progress(progress),
+        engine=engine,
+        cache_dtype=cache_dtype,
     )
     queries_per_split = {name: len(q.query_ids) for name, q in embedded.items()}
     summary = {
         "model": encoder.name,
+        "device": getattr(encoder, "device", None),
+        "engine": engine,
         "dim": int(corpus.embeddings.shape[1]),
         "documents": len(corpus.doc_ids),
         "queries": queries_per_split,

@@ -4,31 +4,8 @@ from __future__ import annotations
 
 from qadapter.core.defaults import DEFAULT_MODEL
 from qadapter.encoders.base import Encoder, TextKind
-from qadapter.encoders.cache import EmbeddingCache, embed
+from qadapter.encoders.cache import EmbeddingCache
+from qadapter.encoders.encode import embed, model_identity
+from qadapter.encoders.factory import get_encoder
 
-
-def get_encoder(
-    model: str = DEFAULT_MODEL,
-    *,
-    base_url: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    dimensions: int | None = None,
-) -> Encoder:
-    """Build an encoder from a model spec.
-
-    - ``all-MiniLM-L6-v2`` (default): the bundled model, offline.
-    - a folder path: a local Sentence Transformers model.
-    - ``openai:NAME``: an OpenAI-compatible ``/v1/embeddings`` endpoint at ``base_url``.
-    """
-    if model.startswith("openai:"):
-        from qadapter.encoders.openai_endpoint import OpenAIEncoder
-
-        return OpenAIEncoder(
-            model.split(":", 1)[1], base_url=base_url, api_key_env=api_key_env, dimensions=dimensions
-        )
-    from qadapter.encoders.sentence_transformers import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(model)
-
-
-__all__ = ["DEFAULT_MODEL", "EmbeddingCache", "Encoder", "TextKind", "embed", "get_encoder"]
+__all__ = ["DEFAULT_MODEL", "EmbeddingCache", "Encoder", "TextKind", "embed", "get_encoder", "model_identity"]

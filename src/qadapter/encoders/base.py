@@ -18,8 +18,10 @@ TextKind = Literal["query", "document"]
 class Encoder(Protocol):
     """Turns texts into float32 vectors of a fixed dimension.
 
-    ``name`` identifies the model for caching and for checking that an adapter matches its base model;
-    two encoders with the same name must produce the same vectors.
+    ``name`` is the model's human name, recorded with adapters to check that they match their base model. The
+    embedding cache keys vectors by ``cache_identity(memo)`` when an encoder has that method (qadapter's encoders
+    derive it from what the model is: a hash of its files, or its normalised endpoint), else by ``name``; an
+    encoder without ``cache_identity`` must then give different models different names.
     """
 
     name: str

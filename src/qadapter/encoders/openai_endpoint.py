@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from qadapter.encoders.base import TextKind
+from qadapter.encoders.identity import openai_identity
 from qadapter.errors import QadapterError, require
 
 
@@ -34,6 +35,14 @@ class OpenAIEncoder:
         self.name = f"openai:{model}" + (f":{dimensions}" if dimensions else "")
         self._client: Any = None
         self._dim: int | None = dimensions
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the HTTP client (it is rebuilt on first use)."""
+        return {**self.__dict__, "_client": None}
+
+    def cache_identity(self, memo: object = None) -> str:
+        """Normalised endpoint URL, model name and dimensions: the same model however the URL is spelled."""
+        return openai_identity(self.model, self.base_url, self.dimensions)
 
     @property
     def client(self) -> Any:

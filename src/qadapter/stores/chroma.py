@@ -7,14 +7,14 @@ queries, see :class:`qadapter.integrations.chroma.AdapterEmbeddingFunction`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qadapter.errors import QadapterError
-from qadapter.stores.base import Hits, check_batch, check_query
+from qadapter.errors import QadapterError, require
+from qadapter.stores.base import Hits, Page, check_batch, check_query, concat_pages
 
 
 class ChromaStore:
@@ -23,15 +23,7 @@ class ChromaStore:
     backend = "chroma"
 
     def __init__(self, path: str | Path, collection: str, *, create: bool = False) -> None:
-        try:
-            import chromadb
-        except ImportError as exc:  # chromadb is a core dependency; this only happens in broken installs
-            raise QadapterError(
-                "the Chroma store needs chromadb; install it with: pip install chromadb"
-            ) from exc
-        # Collections created with qadapter's embedding function need it registered to load their configuration.
-        import qadapter.integrations.chroma  # noqa: F401
-
+        chromadb = require("chromadb", extra="chroma", purpose="the Chroma store")
         self.path = Path(path)
         self.name = collection
         if not create and not self.path.is_dir():
@@ -52,7 +44,10 @@ class ChromaStore:
                 f"{self.path}: no Chroma collection named '{collection}' (collections there: "
                 f"{', '.join(sorted(existing)) or 'none'})"
             )
-        self._space = (self._collection.configuration.get("hnsw") or {}).get("space", "l2")
+        # The raw JSON: parsing the configuration would need the collection's embedding function registered (e.g.
+        # qadapter's own, in qadapter.integrations.chroma), and the store layer must not depend on integrations.
+        config = getattr(self._collection, "configuration_json", None) or {}
+        self._space = (config.get("hnsw") or {}).get("space") or "l2"
 
     @property
     def collection(self) -> Any:
@@ -77,21 +72,22 @@ class ChromaStore:
                 metadatas=[dict(m) or None for m in metadatas[start:end]] if metadatas is not None else None,  # type: ignore[misc]
             )
 
-    def read(self, batch_size: int = 1000) -> tuple[list[str], list[str | None], np.ndarray]:
-        ids: list[str] = []
-        documents: list[str | None] = []
-        vectors: list[np.ndarray] = []
+    def pages(self, batch_size: int = 1000) -> Iterator[Page]:
         offset = 0
         while True:
             page = self._collection.get(include=["embeddings", "documents"], limit=batch_size, offset=offset)
             if not page["ids"]:
-                break
-            ids.extend(page["ids"])
-            documents.extend(page["documents"] or [None] * len(page["ids"]))
-            vectors.append(np.asarray(page["embeddings"], dtype=np.float32))
-            offset += len(page["ids"])
-        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
-        return ids, documents, embeddings
+                return
+            ids = list(page["ids"])
+            yield (
+                ids,
+                list(page["documents"] or [None] * len(ids)),
+                np.asarray(page["embeddings"], np.float32),
+            )
+            offset += len(ids)
+
+    def read(self, batch_size: int = 1000) -> Page:
+        return concat_pages(self.pages(batch_size), self._dim())
 
     def _dim(self) -> int | None:
         page: Any = self._collection.get(include=["embeddings"], limit=1)

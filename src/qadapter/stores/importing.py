@@ -10,6 +10,7 @@ instead of training an adapter for the wrong vector space.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from qadapter.core.vectors import normalize
 from qadapter.data import Document, Workspace
 from qadapter.embedding import cache_for
-from qadapter.encoders import Encoder
+from qadapter.encoders import Encoder, model_identity
 from qadapter.errors import DataError, QadapterError
 from qadapter.stores.base import VectorStore
 
@@ -79,6 +80,34 @@ def check_store_matches_encoder(
     return check
 
 
+def _sample_records(
+    store: VectorStore, sample: int, batch_size: int
+) -> tuple[list[str], list[str], np.ndarray]:
+    """First pass over the store, page by page: keep only ``sample`` evenly spread records (for the model check),
+    and fail early on an empty collection or a record without document text."""
+    total = store.count()
+    if total == 0:
+        raise DataError(f"the {store.backend} collection is empty; add documents to it before importing")
+    wanted = set(np.unique(np.linspace(0, total - 1, min(sample, total)).round().astype(int)).tolist())
+    ids: list[str] = []
+    texts: list[str] = []
+    vectors: list[np.ndarray] = []
+    position = 0
+    for page_ids, page_docs, page_vectors in store.pages(batch_size):
+        for j, (doc_id, text) in enumerate(zip(page_ids, page_docs, strict=True)):
+            if not text:
+                raise DataError(
+                    f"record '{doc_id}' of the {store.backend} collection has no stored document text; qadapter "
+                    "needs the text to pair queries with documents, so store documents with the vectors"
+                )
+            if position + j in wanted:
+                ids.append(doc_id)
+                texts.append(str(text))
+                vectors.append(page_vectors[j])
+        position += len(page_ids)
+    return ids, texts, np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
+
+
 def import_from_store(
     store: VectorStore,
     workspace: Workspace | str,
@@ -90,37 +119,33 @@ def import_from_store(
 ) -> Workspace:
     """Write the store's documents to ``workspace/corpus.jsonl`` and cache its stored vectors for ``encoder``.
 
-    Nothing in the corpus is re-embedded except ``check_sample`` documents used to verify that the stored vectors
-    come from ``encoder`` (see :func:`check_store_matches_encoder`). An existing corpus is replaced only with
-    ``overwrite=True``.
+    The store is read in pages of ``batch_size`` records, never all at once: a first pass checks a sample of
+    ``check_sample`` documents against ``encoder`` (see :func:`check_store_matches_encoder`; nothing else is
+    re-embedded), a second streams every page into the cache and the corpus file (written atomically). An existing
+    corpus is replaced only with ``overwrite=True``.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if ws.corpus_path.exists() and not overwrite:
         raise QadapterError(
             f"{ws.corpus_path} already exists; import into a new workspace or pass overwrite=True (--overwrite)"
         )
-    ids, documents, embeddings = store.read(batch_size=batch_size)
-    if not ids:
-        raise DataError(f"the {store.backend} collection is empty; add documents to it before importing")
-    missing = [doc_id for doc_id, text in zip(ids, documents, strict=True) if not text]
-    if missing:
-        raise DataError(
-            f"{len(missing)} of {len(ids)} records in the {store.backend} collection have no stored document text "
-            f"(first: '{missing[0]}'); qadapter needs the text to pair queries with documents, so store documents "
-            "with the vectors"
-        )
-    texts = [str(t) for t in documents]
-    check_store_matches_encoder(ids, texts, embeddings, encoder, sample=check_sample)
-
-    corpus = [Document(doc_id, text) for doc_id, text in zip(ids, texts, strict=True)]
+    ids, texts, vectors = _sample_records(store, check_sample, batch_size)
+    check_store_matches_encoder(ids, texts, vectors, encoder, sample=check_sample)
     ws.path.mkdir(parents=True, exist_ok=True)
+    counted = {"documents": 0}
     with cache_for(ws) as cache:  # the cache the embed stage reads
-        # Keyed by Document.full_text, the text every later step embeds.
-        for start in range(0, len(corpus), batch_size):
-            chunk = corpus[start : start + batch_size]
-            cache.put_many(
-                encoder.name, "document", [d.full_text for d in chunk], embeddings[start : start + batch_size]
-            )
-    ws.write_corpus(corpus)
-    logger.info("imported %d documents from the %s collection into %s", len(corpus), store.backend, ws.path)
+        identity = model_identity(encoder, cache.digests)
+
+        def documents() -> Iterator[Document]:
+            for page_ids, page_docs, page_vectors in store.pages(batch_size):
+                page = [Document(doc_id, str(text)) for doc_id, text in zip(page_ids, page_docs, strict=True)]
+                # Keyed by Document.full_text, the text every later step embeds.
+                cache.put_many(identity, "document", [d.full_text for d in page], page_vectors)
+                counted["documents"] += len(page)
+                yield from page
+
+        ws.write_corpus(documents())
+    logger.info(
+        "imported %d documents from the %s collection into %s", counted["documents"], store.backend, ws.path
+    )
     return ws

@@ -7,14 +7,14 @@ vector index LanceDB searches exhaustively, so results match qadapter's exact se
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qadapter.errors import QadapterError, require
-from qadapter.stores.base import Hits, check_batch, check_query
+from qadapter.stores.base import Hits, Page, check_batch, check_query, concat_pages
 
 VECTOR = "vector"
 
@@ -92,24 +92,21 @@ class LanceDBStore:
             self._table = self._db.create_table(self.name, schema=schema)
         self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(batch)
 
-    def read(self, batch_size: int = 1000) -> tuple[list[str], list[str | None], np.ndarray]:
+    def pages(self, batch_size: int = 1000) -> Iterator[Page]:
         if self._table is None:
-            return [], [], np.zeros((0, 0), dtype=np.float32)
-        ids: list[str] = []
-        documents: list[str | None] = []
-        vectors: list[np.ndarray] = []
-        for batch in (
-            self._table.to_arrow().select(["id", "document", VECTOR]).to_batches(max_chunksize=batch_size)
-        ):
-            ids.extend(batch.column(0).to_pylist())
-            documents.extend(batch.column(1).to_pylist())
-            column = batch.column(2)
-            vectors.append(column.flatten().to_numpy(zero_copy_only=False).reshape(len(batch), self.dim))
-        dim = self.dim or 0
-        embeddings = (
-            np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dim), dtype=np.float32)
-        )
-        return ids, documents, embeddings
+            return
+        query = self._table.search().select(["id", "document", VECTOR]).limit(None)
+        for batch in query.to_batches(batch_size):  # a streaming reader: one batch in memory at a time
+            column = batch.column(batch.schema.get_field_index(VECTOR))
+            vectors = column.flatten().to_numpy(zero_copy_only=False).reshape(len(batch), self.dim)
+            yield (
+                [str(i) for i in batch.column(batch.schema.get_field_index("id")).to_pylist()],
+                batch.column(batch.schema.get_field_index("document")).to_pylist(),
+                vectors.astype(np.float32),
+            )
+
+    def read(self, batch_size: int = 1000) -> Page:
+        return concat_pages(self.pages(batch_size), self.dim)
 
     def query(self, embeddings: np.ndarray, k: int = 10) -> list[Hits]:
         vectors = check_query(embeddings, self.dim)

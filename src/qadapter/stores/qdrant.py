@@ -10,14 +10,14 @@ call :meth:`QdrantStore.close` (or use ``with``) before opening the folder again
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qadapter.errors import QadapterError, require
-from qadapter.stores.base import Hits, check_batch, check_query
+from qadapter.stores.base import Hits, Page, check_batch, check_query, concat_pages
 
 _NAMESPACE = uuid.UUID("6f1c0a52-3c1e-4f57-9a55-2a4d1d7c9e10")
 
@@ -101,24 +101,24 @@ class QdrantStore:
         for start in range(0, len(points), 512):
             self._client.upsert(self.name, points=points[start : start + 512])
 
-    def read(self, batch_size: int = 1000) -> tuple[list[str], list[str | None], np.ndarray]:
-        ids: list[str] = []
-        documents: list[str | None] = []
-        vectors: list[list[float]] = []
+    def pages(self, batch_size: int = 1000) -> Iterator[Page]:
         offset: Any = None
         while self._exists:
             points, offset = self._client.scroll(
                 self.name, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
             )
-            for point in points:
-                payload = point.payload or {}
-                ids.append(str(payload.get("id", point.id)))
-                documents.append(payload.get("document"))
-                vectors.append(point.vector)
+            if points:
+                payloads = [point.payload or {} for point in points]
+                yield (
+                    [str(p.get("id", point.id)) for p, point in zip(payloads, points, strict=True)],
+                    [p.get("document") for p in payloads],
+                    np.asarray([point.vector for point in points], dtype=np.float32).reshape(len(points), -1),
+                )
             if offset is None:
-                break
-        embeddings = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim or 0)
-        return ids, documents, embeddings
+                return
+
+    def read(self, batch_size: int = 1000) -> Page:
+        return concat_pages(self.pages(batch_size), self.dim)
 
     def query(self, embeddings: np.ndarray, k: int = 10) -> list[Hits]:
         vectors = check_query(embeddings, self.dim)

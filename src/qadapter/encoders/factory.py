@@ -1,0 +1,34 @@
+"""Build an encoder from a model spec: the bundled model, a local Sentence Transformers folder, or ``openai:NAME``."""
+
+from __future__ import annotations
+
+from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.encoders.base import Encoder
+
+
+def get_encoder(
+    model: str = DEFAULT_MODEL,
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    dimensions: int | None = None,
+    device: str = "auto",
+) -> Encoder:
+    """Build an encoder from a model spec.
+
+    - ``all-MiniLM-L6-v2`` (default): the bundled model, offline.
+    - a folder path: a local Sentence Transformers model.
+    - ``openai:NAME``: an OpenAI-compatible ``/v1/embeddings`` endpoint at ``base_url``.
+
+    ``device`` (``auto|cpu|cuda|mps``, see :data:`qadapter.core.device.DEVICES`) is where a local model runs;
+    ``auto`` picks a GPU when one is visible.
+    """
+    if model.startswith("openai:"):
+        from qadapter.encoders.openai_endpoint import OpenAIEncoder
+
+        return OpenAIEncoder(
+            model.split(":", 1)[1], base_url=base_url, api_key_env=api_key_env, dimensions=dimensions
+        )
+    from qadapter.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model, device=device)
