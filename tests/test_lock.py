@@ -76,3 +76,33 @@ def test_a_lock_released_by_an_error_in_the_block(tmp_path) -> None:  # noqa: AN
     proc = _holder(tmp_path, 0)
     proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+def test_encoding_into_a_workspace_takes_its_lock_and_reading_does_not(tmp_path: Path) -> None:
+    """A second process that must encode into a locked workspace fails at once; one that only reads cached vectors
+    (e.g. a second ``train`` on the same workspace) is not blocked."""
+    import numpy as np
+
+    from qadapter.data import Workspace
+    from qadapter.embedding import cache_for
+    from qadapter.encoders import embed
+
+    class Fixed:
+        name, dim = "fixed", 2
+
+        def encode(self, texts, kind, batch_size=64):  # noqa: ANN001, ANN201
+            return np.ones((len(texts), 2), dtype=np.float32)
+
+    ws = Workspace(tmp_path / "ws")
+    ws.path.mkdir()
+    with cache_for(ws) as cache:
+        embed(Fixed(), ["a"], kind="query", cache=cache)
+    holder = _holder(ws.path)
+    try:
+        with cache_for(ws) as cache:
+            assert embed(Fixed(), ["a"], kind="query", cache=cache).shape == (1, 2)  # cached: no lock needed
+            with pytest.raises(WorkspaceLocked, match=str(holder.pid)):
+                embed(Fixed(), ["b"], kind="query", cache=cache)
+    finally:
+        holder.kill()
+        holder.wait()

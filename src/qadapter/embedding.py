@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.data.lock import workspace_lock
 from qadapter.data.types import Qrels
 from qadapter.data.workspace import Workspace
 from qadapter.encoders import EmbeddingCache, Encoder, embed, get_encoder
@@ -75,7 +76,10 @@ def cache_for(ws: Workspace, *, dtype: str = "float32") -> EmbeddingCache:
             "re-encoded once) and can be deleted",
             legacy,
         )
-    return EmbeddingCache(ws.state_dir / CACHE_DIR, dtype=dtype)
+    # only one process encodes into a workspace at a time: a second one fails at once, naming the first
+    return EmbeddingCache(
+        ws.state_dir / CACHE_DIR, dtype=dtype, writer_lock=lambda: workspace_lock(ws.path, "embed")
+    )
 
 
 def embed_corpus(

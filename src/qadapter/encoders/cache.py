@@ -21,9 +21,10 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,15 @@ class _DigestMemo(MutableMapping[str, str]):
 class EmbeddingCache:
     """Maps (model identity, text kind, text) to a vector, stored as ``dtype`` (``float32`` or ``float16``)."""
 
-    def __init__(self, path: str | Path, *, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        dtype: str = "float32",
+        writer_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
+        #: held while texts are encoded into this cache (a workspace's cache: its one-writer lock)
+        self.writer_lock = writer_lock
         if dtype not in DTYPES:
             raise QadapterError(f"unknown cache dtype '{dtype}'; valid: {', '.join(DTYPES)}")
         self.path = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,11 @@ def embed(
     identity = model_identity(encoder, cache.digests if cache is not None else None)
     rows = cache.rows(identity, kind, texts) if cache is not None else np.full(len(texts), -1, dtype=np.int64)
     missing, order = _distinct_missing(texts, rows)
-    with progress_bar(len(order), desc=desc or f"embedding {kind}s", unit="text", enabled=progress) as bar:
+    writing = cache.writer_lock() if cache is not None and cache.writer_lock and order else nullcontext()
+    with (
+        writing,
+        progress_bar(len(order), desc=desc or f"embedding {kind}s", unit="text", enabled=progress) as bar,
+    ):
         fresh = _encode_missing(
             encoder,
             list(order),
