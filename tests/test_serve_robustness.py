@@ -323,3 +323,9 @@ def test_cli_passes_the_timeouts_and_docs_flag_to_serve(
     assert seen["request_timeout_s"] == 2.5 and seen["idle_timeout_s"] == 7 and seen["docs"] is True
     main(["serve", str(folder)])
     assert seen["request_timeout_s"] == 30.0 and seen["docs"] is False
+    assert seen["device"] == "auto"
+    main(["serve", str(folder), "--device", "CPU"])
+    assert seen["device"] == "cpu"
+    with pytest.raises(SystemExit) as bad:
+        main(["serve", str(folder), "--device", "tpu"])
+    assert bad.value.code == 2

@@ -10,12 +10,12 @@ import click
 from qadapter.cli.options import (
     api_key_env_option,
     base_url_option,
+    device_option,
     json_option,
     model_option,
     progress_option,
     want_progress,
 )
-from qadapter.core.device import DEVICES
 from qadapter.encoders.cache import DTYPES
 from qadapter.encoders.engines import ENGINES
 
@@ -26,14 +26,7 @@ from qadapter.encoders.engines import ENGINES
     "--split", "splits", multiple=True, help="Qrels split(s) whose queries to embed (default: all)."
 )
 @model_option
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="auto",
-    show_default=True,
-    envvar="QADAPTER_DEVICE",
-    help="Where a local model runs: auto picks a CUDA or MPS GPU when one is visible, else the CPU.",
-)
+@device_option
 @click.option(
     "--engine",
     type=click.Choice(list(ENGINES)),

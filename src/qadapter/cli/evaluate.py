@@ -6,8 +6,7 @@ import json
 
 import click
 
-from qadapter.cli.options import json_option, progress_option, want_progress
-from qadapter.core.device import DEVICES
+from qadapter.cli.options import device_option, json_option, progress_option, want_progress
 from qadapter.evaluate.retrieval import EVAL_STORES
 
 
@@ -28,13 +27,7 @@ from qadapter.evaluate.retrieval import EVAL_STORES
     show_default=True,
     help="exact search, or a real persistent collection of that vector store (cosine).",
 )
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="auto",
-    show_default=True,
-    help="Where exact search runs (auto: a GPU when there is one).",
-)
+@device_option
 @click.option("-k", "ks", default="1,3,5,10", show_default=True, help="Cutoffs for hit/recall/mrr/ndcg.")
 @click.option(
     "--metrics", default=None, help="Explicit comma-separated metric list, e.g. 'hit@10,mrr@10,ndcg@10,map'."

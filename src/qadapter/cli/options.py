@@ -68,3 +68,22 @@ def load_config_file(path: str | None) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise QadapterError(f"{path}: not valid TOML ({exc})") from None
     return dict(data.get("train", data))
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from qadapter.core.device import DEVICES
+
+    kind, _, index = value.strip().lower().partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise click.BadParameter(f"'{value}' is not one of {', '.join(DEVICES)} (or cuda:N)")
+    return value.strip().lower()
+
+
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    envvar="QADAPTER_DEVICE",
+    callback=_check_device,
+    help="Where array work runs: auto (a CUDA or MPS GPU when one is visible, else the CPU), cpu, cuda, cuda:N, mps.",
+)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from qadapter.cli.options import base_url_option
+from qadapter.cli.options import base_url_option, device_option
 from qadapter.errors import QadapterError
 
 
@@ -87,6 +87,7 @@ from qadapter.errors import QadapterError
     help="Serve /docs and /openapi.json (they need the API key too, when one is set).",
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
+@device_option
 def serve_command(
     adapter: Path,
     host: str,
@@ -105,6 +106,7 @@ def serve_command(
     idle_timeout: int,
     docs: bool,
     access_log: bool,
+    device: str,
 ) -> None:
     """Serve ADAPTER as an OpenAI-compatible POST /v1/embeddings (plus GET /health).
 
@@ -134,6 +136,7 @@ def serve_command(
         docs=docs,
         access_log=access_log,
         idle_timeout_s=idle_timeout,
+        device=device,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
         max_inputs=max_inputs,

@@ -20,11 +20,11 @@ MAX_CONNECTIONS = 1024
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def build_encoder(model: str, *, base_url: str | None, api_key_env: str) -> Encoder:
-    """The one place the served base encoder is constructed (a device argument belongs here)."""
+def build_encoder(model: str, *, base_url: str | None, api_key_env: str, device: str = "auto") -> Encoder:
+    """The one place the served base encoder is constructed."""
     from qadapter.encoders import get_encoder
 
-    return get_encoder(model, base_url=base_url, api_key_env=api_key_env)
+    return get_encoder(model, base_url=base_url, api_key_env=api_key_env, device=device)
 
 
 def load_served_model(
@@ -33,6 +33,7 @@ def load_served_model(
     model: str | None = None,
     base_url: str | None = None,
     model_api_key_env: str = "OPENAI_API_KEY",
+    device: str = "auto",
 ) -> tuple[Adapter, Encoder]:
     """Load the adapter folder and its base encoder (by default the model recorded in the adapter's config).
 
@@ -52,7 +53,7 @@ def load_served_model(
             "pass that folder with --model PATH"
         )
     encoder = build_encoder(
-        model or recorded or DEFAULT_MODEL, base_url=base_url, api_key_env=model_api_key_env
+        model or recorded or DEFAULT_MODEL, base_url=base_url, api_key_env=model_api_key_env, device=device
     )
     check_base_model(adapter_path, recorded, encoder.name)
     adapter = load_adapter(adapter_path, expected_dim=encoder.dim, expected_model=encoder.name)
@@ -72,6 +73,7 @@ def serve(
     access_log: bool = False,
     log_level: str = "info",
     idle_timeout_s: int = 5,
+    device: str = "auto",
     **limits: Any,
 ) -> None:
     """Load the adapter and its base model, then serve the embeddings endpoint until interrupted.
@@ -84,7 +86,7 @@ def serve(
     from qadapter.serve.app import create_app
 
     adapter, encoder = load_served_model(
-        adapter_path, model=model, base_url=base_url, model_api_key_env=model_api_key_env
+        adapter_path, model=model, base_url=base_url, model_api_key_env=model_api_key_env, device=device
     )
     if api_key is None and host not in LOCAL_HOSTS:
         logger.warning("serving on %s without an API key: anyone who can reach this port can use it", host)
