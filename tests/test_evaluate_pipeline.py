@@ -284,9 +284,10 @@ def test_cli_store_choices_come_from_the_registry() -> None:
         isinstance(options["store"].type, click.Choice)
         and tuple(options["store"].type.choices) == EVAL_STORES
     )
-    assert (
-        isinstance(options["device"].type, click.Choice) and tuple(options["device"].type.choices) == DEVICES
-    )
+    ctx = click.Context(evaluate_command)
+    assert [options["device"].process_value(ctx, d) for d in DEVICES] == list(DEVICES)
+    with pytest.raises(click.BadParameter, match="auto, cpu, cuda, mps"):
+        options["device"].process_value(ctx, "tpu")
 
 
 # -- pipeline ----------------------------------------------------------------------------------------------------
