@@ -78,3 +78,18 @@ def test_applying_an_adapter_imports_no_heavy_package(tmp_path: Path) -> None:
     result = _run_blocked(heavy, code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "(1, 4)"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "code", "extra"),
+    [
+        (["torch"], "from qadapter.train import train", "train"),
+        (["torch"], "import qadapter; qadapter.train", "train"),
+        (["matplotlib"], "from qadapter.report.charts import training_figure; training_figure({})", "report"),
+    ],
+)
+def test_the_python_api_names_the_extra_a_job_needs(blocked: list[str], code: str, extra: str) -> None:
+    result = _run_blocked(blocked, code)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("qadapter.errors.MissingExtraError") and f"pip install 'qadapter[{extra}]'" in last

@@ -9,9 +9,9 @@ The public API loads lazily, so ``import qadapter`` stays fast and applying an a
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from qadapter.core.extras import import_module
 from qadapter.version import __version__
 
 _LAZY = {
@@ -38,6 +38,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'qadapter' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -29,19 +29,3 @@ class MissingExtraError(QadapterError, ImportError):
         )
         self.package = package
         self.extra = extra
-
-
-def require(module: str, *, purpose: str, extra: str | None = None, package: str | None = None):  # noqa: ANN201
-    """Import an optional dependency or raise :class:`MissingExtraError` naming the extra.
-
-    ``extra`` and ``package`` default to what :mod:`qadapter.core.extras` records for ``module``.
-    """
-    import importlib
-
-    from qadapter.core.extras import extra_for
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        known_package, known_extra = extra_for(module) or (module.split(".")[0], "all")
-        raise MissingExtraError(package or known_package, extra or known_extra, purpose) from exc

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.core.extras import require
 from qadapter.encoders.base import TextKind
 from qadapter.encoders.identity import openai_identity
-from qadapter.errors import QadapterError, require
+from qadapter.errors import QadapterError
 
 
 class OpenAIEncoder:

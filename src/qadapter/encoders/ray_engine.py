@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.core.extras import require
 from qadapter.encoders.base import Encoder, TextKind
 from qadapter.encoders.engines import Batches, chunk_size
-from qadapter.errors import require
 
 logger = logging.getLogger(__name__)
 

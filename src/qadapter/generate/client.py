@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qadapter.errors import QadapterError, require
+from qadapter.core.extras import require
+from qadapter.errors import QadapterError
 from qadapter.generate.endpoint import resolve_llm_base_url
 from qadapter.generate.ratelimit import RateLimiter
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qadapter.errors import DataError, QadapterError, require
+from qadapter.core.extras import require
+from qadapter.errors import DataError, QadapterError
 from qadapter.ingest.html_text import html_text, html_title
 
 logger = logging.getLogger(__name__)

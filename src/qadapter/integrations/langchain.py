@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qadapter.adapters import Adapter
+from qadapter.core.extras import require
 from qadapter.encoders import Encoder
-from qadapter.errors import require
 from qadapter.integrations._common import QueryAdapterEmbedder
 
 _embeddings = require(

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from qadapter.adapters import Adapter
+from qadapter.core.extras import require
 from qadapter.encoders import Encoder
-from qadapter.errors import require
 from qadapter.integrations._common import QueryAdapterEmbedder
 
 _base = require(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qadapter.core.extras import require
 from qadapter.data.atomic import atomic_open
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def training_chart(path: str | Path, history: History) -> Path:
 
 def training_figure(history: History) -> Any:
     """The figure of :func:`training_chart`; epochs are labelled with whole numbers only."""
+    require("matplotlib", purpose="the report's charts")
     from matplotlib.ticker import MaxNLocator
 
     loss, val = history.get("train_loss") or [], history.get("val") or []
@@ -201,6 +203,7 @@ def _epochs(history: History, n: int) -> list[int]:
 
 
 def _figure(*, width: float, height: float) -> Any:
+    require("matplotlib", purpose="the report's charts")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qadapter.errors import require
+from qadapter.core.extras import require
 from qadapter.serve.batching import BatcherBusy, DeadlineExceeded, MicroBatcher
 from qadapter.serve.server import PURPOSE, build_encoder, load_served_model, serve
 

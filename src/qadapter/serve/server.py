@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qadapter.errors import ArtifactError, require
+from qadapter.core.extras import require
+from qadapter.errors import ArtifactError
 
 if TYPE_CHECKING:
     from qadapter.adapters import Adapter

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from qadapter.errors import QadapterError, require
+from qadapter.core.extras import require
+from qadapter.errors import QadapterError
 from qadapter.stores.base import Hits, Page, check_batch, check_query, concat_pages
 
 VECTOR = "vector"

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from qadapter.errors import QadapterError, require
+from qadapter.core.extras import require
+from qadapter.errors import QadapterError
 from qadapter.stores.base import Hits, Page, check_batch, check_query, concat_pages
 
 _NAMESPACE = uuid.UUID("6f1c0a52-3c1e-4f57-9a55-2a4d1d7c9e10")

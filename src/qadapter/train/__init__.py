@@ -8,8 +8,9 @@ without torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from qadapter.core.extras import import_module
 
 if TYPE_CHECKING:
     from qadapter.train.config import TrainConfig
@@ -35,5 +36,5 @@ __all__ = ["RECIPES", "TrainConfig", "TrainOptions", "TrainResult", "fit", "fit_
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'qadapter.train' has no attribute {name!r}")
