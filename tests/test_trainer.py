@@ -87,7 +87,10 @@ def test_one_thread_for_small_problems_all_for_big_ones(monkeypatch: pytest.Monk
     pairs_small = np.stack([np.arange(300), np.arange(300)], axis=1)
     assert trainer._threads_for(config, small, pairs_small, "cpu") == 1
     pairs_big = np.stack([np.arange(20_000), np.arange(20_000)], axis=1)
-    assert trainer._threads_for(config, np.zeros((20_000, 384), dtype=np.float32), pairs_big, "cpu") == 8
+    big = np.zeros((20_000, 384), dtype=np.float32)
+    assert trainer._threads_for(config, big, pairs_big, "cpu") == 8
+    monkeypatch.setattr(trainer, "cpu_threads", lambda: 2)  # few shared cores: threads wait for each other
+    assert trainer._threads_for(config, big, pairs_big, "cpu") == 1
 
 
 def test_validation_on_the_device_matches_the_numpy_metrics() -> None:

@@ -31,9 +31,11 @@ logger = logging.getLogger(__name__)
 
 #: small training sets get smaller batches so that one epoch is at least this many optimiser steps
 MIN_STEPS_PER_EPOCH = 16
-#: multiply-adds of one step's logits (batch x candidates x dim) above which torch gets all CPU threads; below it one
-#: thread was faster on 2 shared cores (no oversubscription; benchmarks/results/scale.md)
+#: multiply-adds of one step's logits (batch x candidates x dim) above which torch gets all CPU threads, on machines
+#: with at least MANY_THREADS_MIN_CORES cores; otherwise one thread (on 2 shared cores two torch threads made a 2,000
+#: document fit 4.6x slower in wall time than its CPU time under load: spinning threads that wait for each other)
 MANY_THREADS_ABOVE = 50_000_000
+MANY_THREADS_MIN_CORES = 4
 
 
 @dataclass
@@ -126,7 +128,8 @@ def _threads_for(config: TrainConfig, D: np.ndarray, pairs: np.ndarray, device: 
     if n_cols > config.max_full_negatives:
         n_cols = config.batch_size * (config.hard_negatives + 1) + config.random_negatives
     work = min(config.batch_size, len(pairs)) * n_cols * D.shape[1]
-    return cpu_threads() if work > MANY_THREADS_ABOVE else 1
+    cores = cpu_threads()
+    return cores if work > MANY_THREADS_ABOVE and cores >= MANY_THREADS_MIN_CORES else 1
 
 
 @contextlib.contextmanager
