@@ -105,8 +105,8 @@ def main() -> None:
     from qadapter.core.device import resolve_device
 
     device = resolve_device(args.device)
-    n_docs = args.docs or (2_000 if args.small else 1_000_000)
-    n_test = 200 if args.small else 10_000
+    n_docs = args.docs or (500 if args.small else 1_000_000)
+    n_test = 100 if args.small else 10_000
     n_texts, seq_len = (64, 32) if args.small else (4_515, 64)
     machine = machine_note()
     stages: dict[str, Any] = {"encode": stage_encode(device, n_texts, seq_len)}
