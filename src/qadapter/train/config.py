@@ -65,6 +65,15 @@ class TrainConfig:
     patience: int = 5
     val_metric: str = "mrr@10"
     seed: int = 0
+    #: where training and validation run: auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps
+    device: str = "auto"
+    #: pairs sampled per epoch when there are more (0 = all): the cost of an epoch stops growing with the corpus
+    max_pairs_per_epoch: int = 65_536
+    #: validation queries per part scored after each epoch when a part is larger (a fixed random sample; 0 = all)
+    max_val_queries: int = 5_000
+    #: search used for hard-negative mining and validation: auto (FAISS above 200k documents when installed), exact,
+    #: faiss
+    ann: str = "auto"
 
     def __post_init__(self) -> None:
         from qadapter.adapters.kinds import TRAINABLE_KINDS

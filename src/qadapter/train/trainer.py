@@ -1,4 +1,9 @@
-"""Fit one adapter on cached embeddings: no text is encoded here, so an epoch takes milliseconds to seconds."""
+"""Fit one adapter on cached embeddings: no text is encoded here, so an epoch takes milliseconds to seconds.
+
+One fit is a few named steps: check the inputs, plan the negatives (:mod:`qadapter.train.negatives`, memoised, so the
+candidates of one search share it), put the tensors on the device, then per epoch sample pairs, run the batches
+through the loss of :data:`qadapter.train.losses.LOSSES`, and validate (:class:`_Validator`, on the device).
+"""
 
 from __future__ import annotations
 
@@ -12,17 +17,25 @@ import numpy as np
 import torch
 
 from qadapter.adapters import Adapter
+from qadapter.core.ann import use_ann
+from qadapter.core.device import cpu_threads, resolve_device
+from qadapter.core.progress import progress as progress_bar
 from qadapter.errors import QadapterError
 from qadapter.train.config import History, TrainConfig
-from qadapter.train.losses import contrastive_loss, identity_penalty, triplet_loss
+from qadapter.train.losses import LOSSES, BatchInputs, identity_penalty
 from qadapter.train.modules import build_module, to_adapter
-from qadapter.train.negatives import excluded_pairs, plan_negatives
-from qadapter.train.validation import RowQueries, per_query
+from qadapter.train.negatives import NegativePlan, plan_negatives
+from qadapter.train.validation import RowQueries, metric_depth, metrics_of_ranking
 
 logger = logging.getLogger(__name__)
 
 #: small training sets get smaller batches so that one epoch is at least this many optimiser steps
 MIN_STEPS_PER_EPOCH = 16
+#: multiply-adds of one step's logits (batch x candidates x dim) above which torch gets all CPU threads, on machines
+#: with at least MANY_THREADS_MIN_CORES cores; otherwise one thread (on 2 shared cores two torch threads made a 2,000
+#: document fit 4.6x slower in wall time than its CPU time under load: spinning threads that wait for each other)
+MANY_THREADS_ABOVE = 50_000_000
+MANY_THREADS_MIN_CORES = 4
 
 
 @dataclass
@@ -31,6 +44,10 @@ class FitResult:
     history: History
     best_epoch: int
     best_val: float | None
+    #: training pairs, and how many of them each epoch used (fewer when ``max_pairs_per_epoch`` sampled them)
+    n_pairs: int = 0
+    pairs_per_epoch: int = 0
+    device: str = "cpu"
 
 
 def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -58,6 +75,8 @@ def fit(
     weights: Mapping[str, float] | None = None,
     monitor_only: bool = False,
     progress: bool = False,
+    device: str | None = None,
+    plan: NegativePlan | None = None,
 ) -> FitResult:
     """Train ``config.kind`` on (query row, document row) ``pairs``.
 
@@ -65,27 +84,56 @@ def fit(
     leaves out weigh 0) is computed after every epoch; the best epoch's weights are kept and training stops after
     ``config.patience`` epochs without improvement. With ``monitor_only`` the metric is only recorded (history) and the
     whole schedule runs. ``epochs`` stops training early while keeping the learning-rate schedule of
-    ``config.epochs``.
+    ``config.epochs``. ``device`` overrides ``config.device``; ``plan`` is a negative plan already made for these
+    inputs (otherwise :func:`plan_negatives` makes or reuses one).
     """
     config = config or TrainConfig()
-    with _torch_threads(1):
-        return _fit(
-            query_embeddings,
-            doc_embeddings,
-            pairs,
-            config,
-            val,
-            negative_pool,
-            epochs,
-            weights,
-            monitor_only,
-            progress,
+    pairs_arr = _check_inputs(query_embeddings, doc_embeddings, pairs, config, negative_pool)
+    target = resolve_device(device or config.device)
+    with _torch_threads(_threads_for(config, doc_embeddings, pairs_arr, target)):
+        trainer = _Trainer(query_embeddings, doc_embeddings, pairs_arr, config, negative_pool, target, plan)
+        validator = _Validator(val, doc_embeddings, config, weights, target) if val else None
+        return trainer.run(epochs, validator, monitor_only, progress)
+
+
+def _check_inputs(
+    Q: np.ndarray,
+    D: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    config: TrainConfig,
+    pool: np.ndarray | None,
+) -> np.ndarray:
+    if not len(pairs):
+        raise QadapterError(
+            "no training pairs: the training split has no (query, relevant document) judgements"
         )
+    if config.negatives == "pool" and (pool is None or len(pool) == 0):
+        raise QadapterError(
+            "negatives='pool' needs a negative pool (e.g. an out-of-domain document's chunks)"
+        )
+    if Q.shape[1] != D.shape[1]:
+        raise QadapterError(f"query embeddings have dimension {Q.shape[1]}, documents {D.shape[1]}")
+    if config.loss not in LOSSES:
+        raise QadapterError(f"unknown loss '{config.loss}'; valid losses: {', '.join(LOSSES)}")
+    if config.max_pairs_per_epoch < 0 or config.max_val_queries < 0:
+        raise QadapterError("max_pairs_per_epoch and max_val_queries must be >= 0 (0 = all)")
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _threads_for(config: TrainConfig, D: np.ndarray, pairs: np.ndarray, device: str) -> int:
+    """One torch thread for small problems (measured faster on 2 shared cores), all of them for big matmuls."""
+    if device != "cpu":
+        return torch.get_num_threads()
+    n_cols = len(np.unique(pairs[:, 1]))
+    if n_cols > config.max_full_negatives:
+        n_cols = config.batch_size * (config.hard_negatives + 1) + config.random_negatives
+    work = min(config.batch_size, len(pairs)) * n_cols * D.shape[1]
+    cores = cpu_threads()
+    return cores if work > MANY_THREADS_ABOVE and cores >= MANY_THREADS_MIN_CORES else 1
 
 
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
-    """Adapters are small: one thread avoids the oversubscription that made training several times slower on 2 cores."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -94,207 +142,210 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _fit(
-    query_embeddings: np.ndarray,
-    doc_embeddings: np.ndarray,
-    pairs: Sequence[tuple[int, int]],
-    config: TrainConfig,
-    val: Mapping[str, RowQueries] | None,
-    negative_pool: np.ndarray | None,
-    epochs: int | None,
-    weights: Mapping[str, float] | None,
-    monitor_only: bool,
-    progress: bool,
-) -> FitResult:
-    if not len(pairs):
-        raise QadapterError(
-            "no training pairs: the training split has no (query, relevant document) judgements"
+def _to(array: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+
+
+class _Trainer:
+    """The module, optimiser, schedule and device tensors of one fit."""
+
+    def __init__(
+        self,
+        Q: np.ndarray,
+        D: np.ndarray,
+        pairs: np.ndarray,
+        config: TrainConfig,
+        pool: np.ndarray | None,
+        device: str,
+        plan: NegativePlan | None,
+    ) -> None:
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.config, self.device, self.dim = config, device, int(D.shape[1])
+        self.Q = _to(Q, device)
+        self.module = build_module(config.kind, self.dim, hidden=config.hidden, init=config.init).to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
-    if config.negatives == "pool" and (negative_pool is None or len(negative_pool) == 0):
-        raise QadapterError(
-            "negatives='pool' needs a negative pool (e.g. an out-of-domain document's chunks)"
-        )
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    n_epochs = min(epochs or config.epochs, config.epochs)
-    dim = int(doc_embeddings.shape[1])
-    if query_embeddings.shape[1] != dim:
-        raise QadapterError(f"query embeddings have dimension {query_embeddings.shape[1]}, documents {dim}")
+        self.n_pairs = len(pairs)
+        self.per_epoch = min(self.n_pairs, config.max_pairs_per_epoch or self.n_pairs)
+        self.batch_size = min(config.batch_size, max(16, -(-self.per_epoch // MIN_STEPS_PER_EPOCH)))
+        steps_per_epoch = -(-self.per_epoch // self.batch_size)
+        self.scheduler = _schedule(self.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
+        self.pair_q, self.inputs = self._batch_inputs(Q, D, pairs, pool, plan)
 
-    Q = torch.from_numpy(np.ascontiguousarray(query_embeddings, dtype=np.float32))
-    module = build_module(config.kind, dim, hidden=config.hidden, init=config.init)
-    optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
-    )
-    n_pairs = len(pairs)
-    batch_size = min(config.batch_size, max(16, -(-n_pairs // MIN_STEPS_PER_EPOCH)))
-    steps_per_epoch = (n_pairs + batch_size - 1) // batch_size
-    scheduler = _schedule(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
+    def _batch_inputs(
+        self,
+        Q: np.ndarray,
+        D: np.ndarray,
+        pairs: np.ndarray,
+        pool: np.ndarray | None,
+        plan: NegativePlan | None,
+    ) -> tuple[np.ndarray, BatchInputs]:
+        config = self.config
+        if LOSSES[config.loss].needs_plan or config.negatives == "corpus":
+            plan = plan or plan_negatives(
+                Q,
+                D,
+                pairs,
+                max_full=config.max_full_negatives,
+                n_hard=config.hard_negatives,
+                false_negative_threshold=config.false_negative_threshold,
+                ann=config.ann,
+            )
+            docs = _to(D if len(plan.columns) == len(D) else D[plan.columns], self.device)
+            pair_q, pair_c = plan.pair_query, plan.pair_pos_col
+        else:
+            plan, docs = None, _to(D, self.device)
+            pair_q, pair_c = pairs[:, 0], pairs[:, 1]
+        pool_t = _to(pool, self.device) if pool is not None else None
+        return pair_q, BatchInputs(docs, pair_c, plan, pool_t, config, self.rng)
 
-    plan = None
-    if config.loss == "contrastive" or config.negatives == "corpus":
-        plan = plan_negatives(
-            query_embeddings,
-            doc_embeddings,
-            pairs,
-            max_full=config.max_full_negatives,
-            n_hard=config.hard_negatives,
-            false_negative_threshold=config.false_negative_threshold,
-        )
-        C = torch.from_numpy(np.ascontiguousarray(doc_embeddings[plan.columns], dtype=np.float32))
-        pair_q, pair_c = plan.pair_query, plan.pair_pos_col
-    else:
-        arr = np.asarray(pairs, dtype=np.int64)
-        pair_q, pair_c = arr[:, 0], arr[:, 1]
-        C = torch.from_numpy(np.ascontiguousarray(doc_embeddings, dtype=np.float32))
-    pool = (
-        torch.from_numpy(np.ascontiguousarray(negative_pool, dtype=np.float32))
-        if negative_pool is not None
-        else None
-    )
+    def run(
+        self, epochs: int | None, validator: _Validator | None, monitor_only: bool, progress: bool
+    ) -> FitResult:
+        config = self.config
+        history = History(val_metric=config.val_metric)
+        tracker = _Tracker(self.module, monitor_only, config.patience)
+        if validator is not None:
+            tracker.start(validator.score(self.module, history), history)
+        n_epochs = min(epochs or config.epochs, config.epochs)
+        bar = progress_bar(n_epochs, f"training {config.kind}", "epoch", progress)
+        self.module.train()
+        for epoch in range(1, n_epochs + 1):
+            history.epochs.append(epoch)
+            history.train_loss.append(self.fit_epoch())
+            bar.update(1)
+            if validator is not None:
+                current = validator.score(self.module, history)
+                history.val.append(current)
+                bar.set_postfix({config.val_metric: f"{current:.4f}"})
+                if tracker.update(epoch, current):
+                    break
+        bar.close()
+        best_epoch = tracker.finish(history, validator is not None)
+        self.module.eval()
+        adapter = to_adapter(self.module.cpu(), config.kind, self.dim, {"training": config.to_dict()})
+        best_val = None if validator is None else float(tracker.best_val)
+        return FitResult(adapter, history, best_epoch, best_val, self.n_pairs, self.per_epoch, self.device)
 
-    history = History(val_metric=config.val_metric)
-    best_state, best_val, best_epoch, stale = copy.deepcopy(module.state_dict()), -np.inf, 0, 0
+    def fit_epoch(self) -> float:
+        """One pass over this epoch's pairs (all of them, or a ``max_pairs_per_epoch`` sample): the mean loss."""
+        order = self.rng.permutation(self.n_pairs)[: self.per_epoch]
+        total = 0.0
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            total += self.step(batch) * len(batch)
+        return total / len(order)
 
-    def val_score() -> float:
-        assert val is not None
+    def step(self, batch: np.ndarray) -> float:
+        config = self.config
+        original = self.Q[torch.from_numpy(self.pair_q[batch]).to(self.device)]
+        if config.input_noise > 0:
+            original = original + config.input_noise * torch.randn_like(original)
+        adapted = self.module(original)
+        loss = LOSSES[config.loss].step(self.inputs, batch, adapted)
+        if config.identity_reg > 0:
+            loss = loss + config.identity_reg * identity_penalty(adapted, original)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), config.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+
+class _Tracker:
+    """Best epoch and early stopping (or, with ``monitor_only``, the last epoch)."""
+
+    def __init__(self, module: torch.nn.Module, monitor_only: bool, patience: int) -> None:
+        self.module, self.monitor_only, self.patience = module, monitor_only, patience
+        self.best_state = copy.deepcopy(module.state_dict())
+        self.best_val, self.best_epoch, self.stale = -np.inf, 0, 0
+
+    def start(self, value: float, history: History) -> None:
+        """Epoch 0: the starting point (the identity, for identity init)."""
+        self.best_val = value
+        history.epochs.append(0)
+        history.train_loss.append(float("nan"))
+        history.val.append(value)
+
+    def update(self, epoch: int, current: float) -> bool:
+        """Record an epoch's validation value; True when training should stop."""
+        if self.monitor_only:
+            self.best_val, self.best_epoch = current, epoch
+        elif current > self.best_val + 1e-6:
+            self.best_val, self.best_epoch, self.stale = current, epoch, 0
+            self.best_state = copy.deepcopy(self.module.state_dict())
+        else:
+            self.stale += 1
+            if self.patience and self.stale >= self.patience:
+                logger.info("early stop at epoch %d (best %d: %.4f)", epoch, self.best_epoch, self.best_val)
+                return True
+        return False
+
+    def finish(self, history: History, validated: bool) -> int:
+        if validated and not self.monitor_only:
+            self.module.load_state_dict(self.best_state)
+        else:
+            self.best_epoch = history.epochs[-1]
+        history.best_epoch = self.best_epoch
+        return self.best_epoch
+
+
+class _Validator:
+    """The validation metric after each epoch: queries (a fixed sample of at most ``max_val_queries`` per part) are
+    adapted and searched on the training device against documents held there once (or an approximate index above
+    ``ANN_ABOVE`` documents)."""
+
+    def __init__(
+        self,
+        val: Mapping[str, RowQueries],
+        D: np.ndarray,
+        config: TrainConfig,
+        weights: Mapping[str, float] | None,
+        device: str,
+    ) -> None:
+        from qadapter.core.vectors import TorchIndex
+
+        self.metric, self.weights, self.device = config.val_metric, weights, device
+        self.depth = metric_depth([self.metric])
+        self.parts = {name: _sample(part, config.max_val_queries, config.seed) for name, part in val.items()}
+        self.queries = {name: _to(q, device) for name, (q, _) in self.parts.items()}
+        self.D = D
+        self.index = None if use_ann(len(D), config.ann) else TorchIndex(D, device)
+        self.ann = config.ann
+
+    def _ranking(self, adapted: torch.Tensor) -> np.ndarray:
+        if self.index is None:
+            from qadapter.core.ann import nearest
+
+            return nearest(adapted.cpu().numpy(), self.D, k=self.depth, ann=self.ann)[0]
+        return self.index.search(adapted, self.depth)[0].cpu().numpy()
+
+    def score(self, module: torch.nn.Module, history: History) -> float:
         module.eval()
-
-        def transform(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-        per_part = {
-            name: per_query(transform(part.embeddings), doc_embeddings, part.rels, [config.val_metric])[
-                config.val_metric
-            ]
-            for name, part in val.items()
-        }
-        parts = {name: float(v.mean()) for name, v in per_part.items()}
+        parts = {}
+        with torch.no_grad():
+            for name, (_, padded) in self.parts.items():
+                ranking = self._ranking(module(self.queries[name]))
+                parts[name] = float(metrics_of_ranking(ranking, padded, [self.metric])[self.metric].mean())
         for name, value in parts.items():
             history.val_parts.setdefault(name, []).append(value)
         module.train()
-        if weights is None:
+        if self.weights is None:
             return float(np.mean(list(parts.values())))
-        total = sum(weights.get(k, 0.0) for k in parts)
-        return float(sum(weights.get(k, 0.0) * v for k, v in parts.items()) / total) if total > 0 else 0.0
-
-    if val:
-        best_val = val_score()  # epoch 0: the starting point (the identity, for identity init)
-        history.epochs.append(0)
-        history.train_loss.append(float("nan"))
-        history.val.append(best_val)
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(1, n_epochs + 1), desc=f"training {config.kind}", unit="epoch", disable=not progress)
-    module.train()
-    for epoch in bar:
-        order = rng.permutation(n_pairs)
-        total = 0.0
-        for start in range(0, n_pairs, batch_size):
-            batch = order[start : start + batch_size]
-            q_rows = torch.from_numpy(pair_q[batch])
-            original = Q[q_rows]
-            if config.input_noise > 0:
-                original = original + config.input_noise * torch.randn_like(original)
-            adapted = module(original)
-            if config.loss == "contrastive":
-                assert plan is not None
-                loss = _contrastive_batch(plan, batch, adapted, C, config, rng)
-            else:
-                positive = C[torch.from_numpy(pair_c[batch])]
-                if config.negatives == "pool":
-                    assert pool is not None
-                    negative = pool[torch.from_numpy(rng.integers(len(pool), size=len(batch)))]
-                else:
-                    negative = C[torch.from_numpy(_random_negatives(plan, batch, rng))]
-                loss = triplet_loss(adapted, positive, negative, config.margin)
-            if config.identity_reg > 0:
-                loss = loss + config.identity_reg * identity_penalty(adapted, original)
-            optimizer.zero_grad()
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(batch)
-        history.epochs.append(epoch)
-        history.train_loss.append(total / n_pairs)
-        if val:
-            current = val_score()
-            history.val.append(current)
-            bar.set_postfix({config.val_metric: f"{current:.4f}"})
-            if monitor_only:
-                best_val, best_epoch = current, epoch
-            elif current > best_val + 1e-6:
-                best_val, best_epoch, stale = current, epoch, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                stale += 1
-                if config.patience and stale >= config.patience:
-                    logger.info("early stop at epoch %d (best %d: %.4f)", epoch, best_epoch, best_val)
-                    break
-    bar.close()
-    if val and not monitor_only:
-        module.load_state_dict(best_state)
-    else:
-        best_epoch = history.epochs[-1]
-    history.best_epoch = best_epoch
-    module.eval()
-    adapter = to_adapter(module, config.kind, dim, {"training": config.to_dict()})
-    return FitResult(adapter, history, best_epoch, None if not val else float(best_val))
+        total = sum(self.weights.get(k, 0.0) for k in parts)
+        if total <= 0:
+            return 0.0
+        return float(sum(self.weights.get(k, 0.0) * v for k, v in parts.items()) / total)
 
 
-def _random_negatives(plan: object, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random training-document column per pair that is not its positive (triplet loss, corpus negatives)."""
-    n_cols = len(plan.columns)  # type: ignore[attr-defined]
-    pos = plan.pair_pos_col[batch]  # type: ignore[attr-defined]
-    picks = rng.integers(n_cols, size=len(batch))
-    clash = picks == pos
-    picks[clash] = (picks[clash] + 1) % max(n_cols, 1)
-    return picks
-
-
-def _contrastive_batch(
-    plan: object,
-    batch: np.ndarray,
-    adapted: torch.Tensor,
-    C: torch.Tensor,
-    config: TrainConfig,
-    rng: np.random.Generator,
-) -> torch.Tensor:
-    pos_cols = plan.pair_pos_col[batch]  # type: ignore[attr-defined]
-    if plan.full:  # type: ignore[attr-defined]
-        cols = np.arange(C.shape[0])
-        target = pos_cols
-    else:
-        q_rows = plan.pair_query[batch]  # type: ignore[attr-defined]
-        extra = rng.integers(C.shape[0], size=config.random_negatives)
-        cols = np.unique(np.concatenate([pos_cols, plan.hard[q_rows].ravel(), extra]))  # type: ignore[attr-defined]
-        target = np.searchsorted(cols, pos_cols)
-    mask = np.zeros((len(batch), len(cols)), dtype=bool)
-    rows, excl = excluded_pairs(plan, batch)  # type: ignore[arg-type]
-    if len(excl):
-        if plan.full:  # type: ignore[attr-defined]
-            mask[rows, excl] = True
-        else:
-            where = np.searchsorted(cols, excl)
-            ok = (where < len(cols)) & (cols[np.minimum(where, len(cols) - 1)] == excl)
-            mask[rows[ok], where[ok]] = True
-    docs = C if plan.full else C[torch.from_numpy(cols)]  # type: ignore[attr-defined]
-    loss = contrastive_loss(
-        adapted,
-        docs,
-        torch.from_numpy(target),
-        torch.from_numpy(mask),
-        config.temperature,
-        config.label_smoothing,
-    )
-    if config.symmetric > 0:
-        positives = docs[torch.from_numpy(target)]
-        same_doc = torch.from_numpy(pos_cols[:, None] == pos_cols[None, :])
-        same_doc.fill_diagonal_(False)
-        reverse = contrastive_loss(positives, adapted, torch.arange(len(batch)), same_doc, config.temperature)
-        loss = loss + config.symmetric * reverse
-    return loss
+def _sample(part: RowQueries, limit: int, seed: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A part's query vectors and padded judgements, or a fixed random sample of ``limit`` of them."""
+    rows, grades = part.padded()
+    if not limit or len(part) <= limit:
+        return part.embeddings, (rows, grades)
+    keep = np.sort(np.random.default_rng(seed).choice(len(part), size=limit, replace=False))
+    return np.asarray(part.embeddings)[keep], (rows[keep], grades[keep])

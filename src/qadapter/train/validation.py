@@ -8,12 +8,13 @@ compared with a padded array of their relevant rows at once (no per-query dictio
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from qadapter.core.ann import nearest
 from qadapter.core.metrics import parse_metric
-from qadapter.core.vectors import search
 
 _FAST = {"hit", "mrr", "ndcg", "recall", "precision"}
 
@@ -24,9 +25,16 @@ class RowQueries:
 
     embeddings: np.ndarray
     rels: list[dict[int, int]]
+    _padded: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rels)
+
+    def padded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Relevant rows and grades as padded arrays (computed once: validation reads them every epoch)."""
+        if self._padded is None:
+            self._padded = _padded(self.rels)
+        return self._padded
 
 
 def _padded(rels: Sequence[Mapping[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -46,15 +54,40 @@ def per_query(
     doc_embeddings: np.ndarray,
     rels: Sequence[Mapping[int, int]],
     metrics: Sequence[str],
+    *,
+    device: str | None = None,
+    ann: str = "auto",
 ) -> dict[str, np.ndarray]:
-    """Per-query values of cutoff metrics (hit, mrr, ndcg, recall, precision @k), searching all documents."""
+    """Per-query values of cutoff metrics (hit, mrr, ndcg, recall, precision @k), searching all documents
+    (blockwise exact search, on ``device`` when given; an approximate index above ``ANN_ABOVE`` documents, see
+    :mod:`qadapter.core.ann`)."""
+    depth = metric_depth(metrics)
+    idx, _ = nearest(query_vectors, doc_embeddings, k=depth, ann=ann, device=device)
+    padded = rels.padded() if isinstance(rels, RowQueries) else _padded(rels)
+    return metrics_of_ranking(idx, padded, metrics)
+
+
+def metric_depth(metrics: Sequence[str]) -> int:
+    """The deepest cutoff of ``metrics`` (checking that each is a cutoff metric validation supports)."""
     parsed = [(m, *parse_metric(m)) for m in metrics]
     for name, kind, k in parsed:
         if kind not in _FAST or k is None:
             raise ValueError(f"validation supports {sorted(_FAST)} with a cutoff, not {name!r}")
-    depth = max(k for _, _, k in parsed if k is not None)
-    idx, _ = search(query_vectors, doc_embeddings, k=depth)
-    rows, grades = _padded(rels)
+    return max(int(k) for _, _, k in parsed if k is not None)
+
+
+def metrics_of_ranking(
+    idx: np.ndarray | Any, padded: tuple[np.ndarray, np.ndarray], metrics: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Per-query metric values of ranked document rows ``idx`` (queries, depth) against padded judgements."""
+    parsed = [(m, *parse_metric(m)) for m in metrics]
+    depth = metric_depth(metrics)
+    idx = np.asarray(idx)
+    # an approximate index pads with -1, which is also the judgements' padding
+    idx = np.where(idx < 0, -2, idx)
+    if idx.shape[1] < depth:
+        idx = np.pad(idx, ((0, 0), (0, depth - idx.shape[1])), constant_values=-2)
+    rows, grades = padded
     match = idx[:, :, None] == rows[:, None, :]  # (queries, depth, relevant)
     gain_at = (match * grades[:, None, :]).sum(-1)
     rel_at = match.any(-1)
