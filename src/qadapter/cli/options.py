@@ -71,10 +71,9 @@ def load_config_file(path: str | None) -> dict:
 
 
 def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from qadapter.core.device import DEVICES
+    from qadapter.core.device import DEVICES, is_device_name
 
-    kind, _, index = value.strip().lower().partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+    if not is_device_name(value):
         raise click.BadParameter(f"'{value}' is not one of {', '.join(DEVICES)} (or cuda:N)")
     return value.strip().lower()
 

@@ -13,7 +13,14 @@ import click
 from click.core import ParameterSource
 
 from qadapter.adapters.kinds import TRAINABLE_KINDS
-from qadapter.cli.options import json_option, model_option, overwrite_option, progress_option, want_progress
+from qadapter.cli.options import (
+    device_option,
+    json_option,
+    model_option,
+    overwrite_option,
+    progress_option,
+    want_progress,
+)
 from qadapter.train.objectives import OBJECTIVES
 from qadapter.train.recipes import RECIPES
 
@@ -31,6 +38,7 @@ MERGED_FLAGS = (
     "seed",
     "learning_curve",
     "real_weight",
+    "device",
 )
 
 
@@ -101,6 +109,7 @@ MERGED_FLAGS = (
     show_default=True,
     help="Record validation metric vs training pairs.",
 )
+@device_option
 @progress_option
 @overwrite_option
 @json_option

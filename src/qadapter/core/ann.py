@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.core.extras import require
 from qadapter.core.vectors import normalize, search
-from qadapter.errors import QadapterError, require
+from qadapter.errors import QadapterError
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,12 @@ from qadapter.errors import QadapterError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def is_device_name(value: str) -> bool:
+    """Whether ``value`` names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), without probing any."""
+    kind, _, index = value.strip().lower().partition(":")
+    return kind in DEVICES and (not index or (kind == "cuda" and index.isdigit()))
+
+
 def resolve_device(device: str | None = "auto") -> str:
     """Turn a ``--device`` value into a concrete torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
 

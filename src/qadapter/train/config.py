@@ -77,6 +77,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         from qadapter.adapters.kinds import TRAINABLE_KINDS
+        from qadapter.core.ann import ANN_MODES
+        from qadapter.core.device import is_device_name
 
         check_types(self, "training config")
         checks: list[tuple[bool, str]] = [
@@ -102,6 +104,16 @@ class TrainConfig:
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (self.input_noise >= 0, f"input_noise must be >= 0, got {self.input_noise}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (
+                is_device_name(self.device),
+                f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
+            ),
+            (
+                self.max_pairs_per_epoch >= 0,
+                f"max_pairs_per_epoch must be >= 0, got {self.max_pairs_per_epoch}",
+            ),
+            (self.max_val_queries >= 0, f"max_val_queries must be >= 0, got {self.max_val_queries}"),
+            (self.ann in ANN_MODES, f"ann must be one of {', '.join(ANN_MODES)}, got {self.ann!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -125,7 +125,7 @@ def train(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if output is not None and Path(output).exists() and not overwrite:
         raise QadapterError(f"{output} already exists; choose another output path or pass --overwrite")
-    encoder = get_encoder(model) if isinstance(model, str) else model
+    encoder = get_encoder(model, device=overrides.get("device", "auto")) if isinstance(model, str) else model
     start = time.perf_counter()
     data = training_data.load_training_data(ws, options.splits, encoder, progress)
     extras = prepare_extras(ws, data, options, encoder, progress)
