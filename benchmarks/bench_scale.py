@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,16 +101,16 @@ def hits(ranked: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def stage_cache(data: dict[str, Any], work: Path, read: bool) -> dict[str, Any]:
     from qadapter.encoders import EmbeddingCache
 
-    path = work / "embeddings.sqlite"
+    path = work / "embeddings"
     texts = [f"document {i}" for i in range(len(data["D"]))]
     if not read:
-        path.unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
         with EmbeddingCache(path) as cache:
             for start in range(0, len(texts), 50_000):
                 cache.put_many(
                     "planted", "document", texts[start : start + 50_000], data["D"][start : start + 50_000]
                 )
-        return {"cache_mib": round(path.stat().st_size / 2**20, 1)}
+        return {"cache_mib": round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)}
     with EmbeddingCache(path) as cache:
         got = 0
         for start in range(0, len(texts), 50_000):

@@ -21,6 +21,7 @@ from qadapter.cli import main  # noqa: E402
 from qadapter.core.defaults import DEFAULT_MODEL  # noqa: E402
 from qadapter.data import Document, Query, Workspace  # noqa: E402
 from qadapter.embedding import cache_for  # noqa: E402
+from qadapter.encoders import get_encoder, model_identity  # noqa: E402
 from qadapter.errors import QadapterError  # noqa: E402
 from qadapter.train import train  # noqa: E402
 from qadapter.train.data import query_repeats  # noqa: E402
@@ -54,9 +55,10 @@ def workspace(path: Path, *, splits: bool = True) -> Workspace:
     else:
         ws.write_qrels("all", {f"q{i}-{j}": {f"d{i}": 1} for i in range(N_DOCS) for j in range(3)})
     vectors = (docs.repeat(3, axis=0) + 0.05 * rng.normal(size=(3 * N_DOCS, D))) @ (u @ vt)
+    identity = model_identity(get_encoder(DEFAULT_MODEL))  # the cache keys vectors by what the model is
     with cache_for(ws) as cache:
-        cache.put_many(DEFAULT_MODEL, "document", [f"document {i}" for i in range(N_DOCS)], docs)
-        cache.put_many(DEFAULT_MODEL, "query", [q.text for q in queries], vectors)
+        cache.put_many(identity, "document", [f"document {i}" for i in range(N_DOCS)], docs)
+        cache.put_many(identity, "query", [q.text for q in queries], vectors)
     return ws
 
 
