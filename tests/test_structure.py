@@ -45,7 +45,7 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(path, modules) - {name} for name, path in modules.items()}
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:  # noqa: C901 (Tarjan's algorithm, kept in one piece)
     """Strongly connected components with more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
