@@ -41,3 +41,34 @@ def test_progress_off_a_terminal_is_lines_and_disabled_is_silent(
     off.update(3)
     off.close()
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["ingest", "ingest"]
+
+
+def test_a_command_whose_output_is_not_a_terminal_prints_progress_lines(tmp_path) -> None:  # noqa: ANN001
+    """``qadapter embed`` in a pipe (CI logs, nohup) says what it is doing instead of going silent."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("sentence_transformers")
+    ws = tmp_path / "ws"
+    (ws / "qrels").mkdir(parents=True)
+    docs = [
+        {"_id": f"d{i}", "title": "", "text": f"document number {i} about topic {i % 7}"} for i in range(40)
+    ]
+    (ws / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (ws / "queries.jsonl").write_text(json.dumps({"_id": "q0", "text": "topic 3"}) + "\n")
+    (ws / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td3\t1\n")
+    env = {**os.environ, "QADAPTER_PROGRESS_INTERVAL": "0", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "qadapter", "embed", str(ws)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if "qadapter.progress" in line]
+    assert any("embedding documents: " in line and "/40 texts" in line for line in lines), done.stderr[-2000:]
+    assert any("embedding documents: done, 40 texts" in line for line in lines)

@@ -1,6 +1,7 @@
 """The house rules that keep qadapter easy to change, checked on the source itself (no imports are executed).
 
-- no import cycles between modules (lazy imports inside functions count too: they are cycles waiting to bite);
+- no import cycles between modules (lazy imports inside functions count too: they are cycles waiting to bite;
+  imports under ``if TYPE_CHECKING:`` do not, they are never executed);
 - ``qadapter.core`` sits below every stage: it imports nothing of qadapter but itself, ``qadapter.errors`` and the
   vocabulary types of ``qadapter.data.types`` (which import nothing of qadapter);
 - ``__init__.py`` files re-export: they define no functions or classes (a lazy ``__getattr__`` is allowed).
@@ -29,7 +30,16 @@ def _modules() -> dict[str, Path]:
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
     """qadapter modules that ``path`` imports; ``from pkg import sub`` counts as importing ``pkg.sub``."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {  # imports under `if TYPE_CHECKING:` are for annotations, never executed
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in modules)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module in modules:

@@ -127,7 +127,7 @@ def import_from_store(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if ws.corpus_path.exists() and not overwrite:
         raise QadapterError(
-            f"{ws.corpus_path} already exists; import into a new workspace or pass overwrite=True (--overwrite)"
+            f"{ws.corpus_path} already exists; import into a new workspace or pass --overwrite"
         )
     ids, texts, vectors = _sample_records(store, check_sample, batch_size)
     check_store_matches_encoder(ids, texts, vectors, encoder, sample=check_sample)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qadapter.train.config import TrainConfig
 from qadapter.train.negatives import NegativePlan, excluded_pairs
+
+if TYPE_CHECKING:
+    from qadapter.train.config import TrainConfig
 
 
 def contrastive_loss(
