@@ -532,7 +532,7 @@ def test_train_config_rejects_unknown_keys_and_lists_valid_ones() -> None:
     ("changes", "match"),
     [
         ({"kind": "conv"}, "kind must be one of linear, lowrank, mlp"),
-        ({"loss": "mse"}, "loss must be contrastive or triplet"),
+        ({"loss": "mse"}, "loss must be one of contrastive, triplet"),
         ({"temperature": 0}, "temperature must be > 0"),
         ({"epochs": 0}, "epochs must be >= 1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),

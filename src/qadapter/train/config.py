@@ -104,7 +104,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (
                 is_device_name(self.device),
-                f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}",
+                f"unknown device {self.device!r}; valid devices: auto, cpu, cuda, cuda:N, mps",
             ),
             (
                 self.max_pairs_per_epoch >= 0,
