@@ -638,6 +638,9 @@ def test_run_with_the_real_bundled_model(tmp_path: Path) -> None:
     result = run(ws.path, recipe="contrastive")
     assert result.results["model"] == DEFAULT_MODEL and result.results["n_queries"] == len(TOPICS)
     assert result.results["baseline"]["hit@10"] > 0.9  # easy paraphrases: the real model finds them
+    # trained on two questions per topic, the adapter must not rank the third one worse than the base model does
+    for metric in ("hit@10", "mrr@10"):
+        assert result.results["adapted"][metric] >= result.results["baseline"][metric], metric
     assert result.report is not None and result.report.is_file()
     adapter = load_adapter(result.adapter, expected_dim=384, expected_model=DEFAULT_MODEL)
     assert adapter.kind == "linear"
