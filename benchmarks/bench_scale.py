@@ -7,8 +7,9 @@ same way for random documents. Each stage runs in a fresh subprocess that rebuil
 peak RSS is its own (it includes the arrays themselves, reported as ``data_rss``):
 
 - ``cache_write`` / ``cache_read``: documents and test queries into/out of the SQLite embedding cache;
-- ``train_default``: :func:`qadapter.train.selection.select` with the default candidates (validation split, every
-  candidate's full schedule, refit of the winner);
+- ``train_default``: what ``qadapter train`` does once vectors are cached: :func:`qadapter.train.selection.select`
+  with the default candidates (validation split, every candidate's full schedule, refit of the winner), the learning
+  curve and the score scale;
 - ``single_fit``: one :func:`qadapter.train.trainer.fit` with the default (contrastive) config;
 - ``evaluate``: exact blockwise search of the test queries (base and adapted) + hit@10 and MRR@10.
 
@@ -126,13 +127,31 @@ def _adapted_quality(adapter: Any, data: dict[str, Any]) -> dict[str, float]:
 
 
 def stage_train_default(data: dict[str, Any]) -> dict[str, Any]:
-    from qadapter.train.selection import select
+    """What ``qadapter train`` does once the vectors are cached: the default search (validation split, candidates
+    trained together, judged, the winner refitted), the learning curve and the score scale."""
+    from qadapter.core.score_scale import score_mapping_for
+    from qadapter.train.curve import learning_curve
+    from qadapter.train.selection import SelectionRules, default_candidates, select
 
     rels = [{i: 1} for i in range(len(data["Q"]))]
-    result = select(data["Q"], data["D"], rels)
+    steps: dict[str, float] = {}
+    start = time.perf_counter()
+    candidates = default_candidates()
+    result = select(data["Q"], data["D"], rels, candidates=candidates)
+    steps["select_s"] = round(time.perf_counter() - start, 1)
+    pick = next((c for c in candidates if c.name == result.chosen and c.method != "identity"), candidates[1])
+    start = time.perf_counter()
+    curve = learning_curve(pick, data["Q"], data["D"], rels, SelectionRules())
+    steps["learning_curve_s"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    rows = np.random.default_rng(0).choice(len(data["Q"]), size=min(2000, len(data["Q"])), replace=False)
+    score_mapping_for(data["Q"][rows], result.adapter.transform(data["Q"][rows]), data["D"])
+    steps["score_scale_s"] = round(time.perf_counter() - start, 1)
     return {
         "chosen": result.chosen,
         "validation": result.validation,
+        "curve_points": len(curve),
+        **steps,
         **_adapted_quality(result.adapter, data),
     }
 
