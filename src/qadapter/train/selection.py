@@ -277,13 +277,14 @@ def _fit_candidates(
     Q: np.ndarray,
     D: np.ndarray,
     pairs: list[tuple[int, int]],
-    judges: _Judges,
+    judges: _Judges | None,
     negative_pool: np.ndarray | None,
     progress: bool,
 ) -> dict[str, tuple[Adapter, History | None, int, float]]:
     """Every candidate fitted on ``pairs``: trained candidates that differ only in what the adapter is are trained
     together (:func:`~qadapter.train.trainer.fit_together`: shared batches and negatives, same result as alone), the
-    rest one by one. Per name: adapter, history, last epoch and seconds (a group's time split evenly)."""
+    rest one by one; ``judges`` (when given) are watched every epoch. Per name: adapter, history, last epoch and
+    seconds (a group's time split evenly)."""
     from qadapter.train.trainer import FitOptions, can_train_together, fit_together
 
     out: dict[str, tuple[Adapter, History | None, int, float]] = {}
@@ -295,7 +296,8 @@ def _fit_candidates(
             groups.append([cand])
         else:
             home.append(cand)
-    options = FitOptions(judges.parts, negative_pool, None, judges.weights, True, progress)
+    val, weights = (judges.parts, judges.weights) if judges is not None else (None, None)
+    options = FitOptions(val, negative_pool, None, weights, True, progress)
     for group in groups:
         t0 = time.perf_counter()
         results = fit_together(Q, D, pairs, [c.config for c in group if c.config is not None], options)
@@ -305,7 +307,7 @@ def _fit_candidates(
     for cand in candidates:
         if cand.name not in out:
             t0 = time.perf_counter()
-            adapter, history, epoch = _fit_candidate(cand, Q, D, pairs, judges.parts, negative_pool, progress)
+            adapter, history, epoch = _fit_candidate(cand, Q, D, pairs, val, negative_pool, progress)
             out[cand.name] = (adapter, history, epoch, time.perf_counter() - t0)
     return out
 
