@@ -107,8 +107,15 @@ class SelectionResult:
     reason: str
     candidates: list[dict[str, Any]]
     history: History | None
-    validation: dict[str, int]
+    validation: dict[str, Any]
     seconds: float
+
+
+#: a validation part with fewer queries than this is not used
+MIN_PART = 10
+#: training sets with fewer queries than this are judged by cross-fitting (:mod:`qadapter.train.crossfit`): every
+#: query judges once instead of a held-out quarter; AppleQA's 3,440 training questions keep the held-out split
+CROSSFIT_BELOW = 1000
 
 
 # -- validation split --------------------------------------------------------------------------------------------
@@ -178,7 +185,7 @@ def validation_split(
     *,
     new_fraction: float = 0.15,
     seen_fraction: float = 0.1,
-    min_part: int = 10,
+    min_part: int = MIN_PART,
     seed: int = 0,
 ) -> tuple[list[int], dict[str, list[int]]]:
     """Split training queries (by row) into a fitting part and validation parts (see the module docstring)."""
@@ -269,7 +276,9 @@ def _fit_candidate(
 class SelectionRules:
     """How the winner is judged (see the module docstring): the validation ``metric``, the confidence ``min_z`` a gain
     needs, the ``max_harm_z`` tolerated on documents without training queries, the ``objective`` (``auto`` resolves
-    with ``coverage``, the share of corpus documents with training queries) and the ``seed`` of the validation split."""
+    with ``coverage``, the share of corpus documents with training queries) and the ``seed`` of the validation split.
+    Training sets below ``crossfit_below`` queries are judged by ``folds``-fold cross-fitting, linear maps also shrunk
+    toward the identity by each factor of ``shrinkage`` (:mod:`qadapter.train.crossfit`)."""
 
     metric: str = "mrr@10"
     min_z: float = 2.0
@@ -277,6 +286,9 @@ class SelectionRules:
     objective: str = "balanced"
     coverage: float = 1.0
     seed: int = 0
+    crossfit_below: int = CROSSFIT_BELOW
+    folds: int = 5
+    shrinkage: tuple[float, ...] = (0.25, 0.5)
 
     def resolved(self) -> SelectionRules:
         return dataclasses.replace(self, objective=resolve_objective(self.objective, self.coverage))
@@ -306,6 +318,11 @@ def select(
     rules = (rules or SelectionRules()).resolved()
     start = time.perf_counter()
     candidates = list(candidates or default_candidates())
+    if len(rels) < rules.crossfit_below:
+        from qadapter.train.crossfit import select_crossfit
+
+        args = (candidates, rules, negative_pool, augmentation, progress)
+        return select_crossfit(query_embeddings, doc_embeddings, rels, *args)
     dim = doc_embeddings.shape[1]
     fit_rows, parts_rows = validation_split(rels, seed=rules.seed)
     sizes = {"fit_queries": len(fit_rows), **{f"val_{k}": len(v) for k, v in parts_rows.items()}}
@@ -369,27 +386,41 @@ def _judges(
 
 
 def _judge(cand: Candidate, adapter: Adapter, D: np.ndarray, judges: _Judges, metric: str) -> dict[str, Any]:
-    """One row of the selection table: the candidate's score and paired gain over the identity on each part, and
-    their weighted mean with its z (gain over its standard error)."""
+    """One row of the selection table for ``adapter`` scored on the validation parts."""
+    scores = {
+        name: per_query(adapter.transform(part.embeddings), D, part.rels, [metric])[metric]
+        for name, part in judges.parts.items()
+    }
+    return table_row(cand.name, cand.describe(), scores, judges.base, judges.weights)
+
+
+def table_row(
+    name: str,
+    params: dict[str, Any],
+    scores: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    weights: dict[str, float],
+) -> dict[str, Any]:
+    """One row of the selection table: per-query ``scores`` on each part and the paired gain over the identity's
+    ``base`` scores, and their weighted mean with its z (gain over its standard error)."""
     row: dict[str, Any] = {
-        "name": cand.name,
-        "params": cand.describe(),
+        "name": name,
+        "params": params,
         "val": {},
         "gain": {},
         "chosen": False,
         "z_part": {},
     }
     means, variances = [], []
-    for name, part in judges.parts.items():
-        scores = per_query(adapter.transform(part.embeddings), D, part.rels, [metric])[metric]
-        diff = scores - judges.base[name]
-        row["val"][name] = float(scores.mean())
-        row["gain"][name] = float(diff.mean())
+    for part, values in scores.items():
+        diff = values - base[part]
+        row["val"][part] = float(values.mean())
+        row["gain"][part] = float(diff.mean())
         sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-        row["z_part"][name] = float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
+        row["z_part"][part] = float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
         means.append(diff.mean())
         variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
-    w = np.array([judges.weights.get(n, 0.0) for n in judges.parts])
+    w = np.array([weights.get(n, 0.0) for n in scores])
     w = w / w.sum()
     gain = float(np.dot(w, means))
     se = float(np.sqrt(np.dot(w**2, variances)))
@@ -416,14 +447,15 @@ def _winner(table: list[dict[str, Any]], rules: SelectionRules) -> dict[str, Any
     return winner
 
 
-def _no_winner_reason(table: list[dict[str, Any]], metric: str) -> str:
+def _no_winner_reason(table: list[dict[str, Any]], metric: str, how: str = "") -> str:
+    """Why the identity ships; ``how`` says how the candidates were judged when that is not the held-out split."""
     best = max((r for r in table if r["name"] != "identity"), key=lambda r: r["mean_gain"], default=None)
     detail = (
         f" (best was {best['name']}: {best['mean_gain']:+.4f} {metric}, z={best['z']:.2f})" if best else ""
     )
     return (
         f"no candidate beat the base model on validation {metric} with confidence while not hurting documents "
-        f"without training queries{detail}; kept the base model (identity)"
+        f"without training queries{detail}{how}; kept the base model (identity)"
     )
 
 
