@@ -167,13 +167,16 @@ def test_shrunk_rows_for_linear_maps_and_a_shrunk_winner_is_refitted_shrunk() ->
     assert row["chosen"] and row["params"]["shrink"] == alpha
 
 
-def test_no_shrunk_rows_for_other_kinds() -> None:
-    names = [c.name for c in default_candidates()]
+def test_small_space_and_no_shrunk_rows_for_other_kinds() -> None:
     queries, docs, rels = pure_noise(0, n_queries=60)
     result = select(queries, docs, rels, rules=SelectionRules(shrinkage=(0.5,)))
     rows = [r["name"] for r in result.candidates]
-    linear = [c.name for c in default_candidates() if c.kind == "linear" and c.method != "identity"]
-    assert rows == [n for c in names for n in ([c, f"{c}@0.5"] if c in linear else [c])]
+    small = [c.name for c in default_candidates() if c.small and c.method != "identity"]
+    assert small == ["linear-reg1", "linear-reg3", "ridge"]
+    assert rows == ["identity", *[n for c in small for n in (c, f"{c}@0.5")]]
+    # asked for a kind the small space lacks (--kind mlp): it is still tried, without shrunk rows
+    result = select(queries, docs, rels, candidates=default_candidates(kind="mlp"))
+    assert [r["name"] for r in result.candidates] == ["identity", "mlp-512"]
 
 
 def test_shrink_and_split_name() -> None:

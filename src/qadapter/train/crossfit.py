@@ -173,6 +173,7 @@ def select_crossfit(
         return sel.SelectionResult(
             Adapter.identity(dim), "identity", reason, [], None, record, time.perf_counter() - start
         )
+    candidates = small_space(candidates)
     base = per_query(Q, D, rels, [rules.metric])[rules.metric]
     weights = part_weights(rules.objective, rules.coverage, list(parts))
     table, table_diffs = [], []
@@ -206,6 +207,12 @@ def select_crossfit(
     return sel.SelectionResult(
         adapter, winner["name"], reason, table, None, record, time.perf_counter() - start
     )
+
+
+def small_space(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates marked ``small`` (and the identity), unless that leaves nothing to try (e.g. ``--kind mlp``)."""
+    kept = [c for c in candidates if c.small or c.method == "identity"]
+    return kept if any(c.method != "identity" for c in kept) else list(candidates)
 
 
 def _cross_fit(
