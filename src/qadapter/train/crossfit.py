@@ -65,7 +65,7 @@ class Folds:
 
 
 def make_folds(
-    rels: Sequence[dict[int, int]], k: int = 5, seed: int = 0, new_share: float = NEW_SHARE
+    rels: Sequence[dict[int, int]], k: int = 4, seed: int = 0, new_share: float = NEW_SHARE
 ) -> Folds:
     """Assign every query to one of ``k`` folds (see the module docstring): whole groups for new-document judges,
     dealt groups for seen-document judges. A query of a dealt group counts as seen only when each of its documents

@@ -293,7 +293,9 @@ class SelectionRules:
     coverage: float = 1.0
     seed: int = 0
     crossfit_below: int = CROSSFIT_BELOW
-    folds: int = 5
+    #: 4 rather than 5 folds: each fit sees 75% instead of 80% of the queries, for 20% less time (AppleQA-120 draws:
+    #: 2.2x the held-out search's time with 5 folds)
+    folds: int = 4
     shrinkage: tuple[float, ...] = (0.25, 0.5)
 
     def resolved(self) -> SelectionRules:
