@@ -10,6 +10,9 @@ Validation has up to two parts, both taken from the *training* split (never from
 Each candidate is fitted on the rest with its whole schedule and judged once, at its end, on the validation parts
 (nothing is picked per epoch, so the judges are not flattered by having chosen the epoch).
 
+Training sets below ``SelectionRules.crossfit_below`` queries are judged by cross-fitting instead
+(:mod:`qadapter.train.crossfit`): every training query judges once, with the same parts and rules.
+
 Objectives (what the winner maximises):
 
 - ``balanced`` (default): the mean gain over the identity across parts.
