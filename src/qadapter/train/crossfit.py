@@ -239,9 +239,9 @@ def _cross_fit(
         t0 = time.perf_counter()
         held = np.flatnonzero(folds.fold == f)
         fit_rows = np.flatnonzero(folds.fold != f)
-        Q_fit, pairs = sel.training_set(Q, fit_rows, rels, augmentation)
+        Q_fit, pairs = sel.training_set(Q, fit_rows.tolist(), rels, augmentation)
         adapter, _, epochs = sel._fit_candidate(cand, Q_fit, D, pairs, None, pool)
-        held_rels = [rels[q] for q in held]
+        held_rels = [rels[q] for q in held.tolist()]
         maps = [adapter] + [shrink(adapter, a) for a in alphas]
         for row, fitted in zip(rows, maps, strict=True):
             row.scores[held] = per_query(fitted.transform(Q[held]), D, held_rels, [rules.metric])[
