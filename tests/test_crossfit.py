@@ -172,11 +172,12 @@ def test_small_space_and_no_shrunk_rows_for_other_kinds() -> None:
     result = select(queries, docs, rels, rules=SelectionRules(shrinkage=(0.5,)))
     rows = [r["name"] for r in result.candidates]
     small = [c.name for c in default_candidates() if c.small and c.method != "identity"]
-    assert small == ["linear-reg1", "linear-reg3", "ridge"]
-    assert rows == ["identity", *[n for c in small for n in (c, f"{c}@0.5")]]
-    # asked for a kind the small space lacks (--kind mlp): it is still tried, without shrunk rows
-    result = select(queries, docs, rels, candidates=default_candidates(kind="mlp"))
-    assert [r["name"] for r in result.candidates] == ["identity", "mlp-512"]
+    assert small == ["linear-reg1", "linear-reg3", "mlp-512", "ridge"]
+    assert rows == ["identity", *[n for c in small for n in ([c] if c == "mlp-512" else [c, f"{c}@0.5"])]]
+    # given only candidates the small space lacks, they are still tried
+    only = [c for c in default_candidates() if c.name in ("identity", "linear")]
+    result = select(queries, docs, rels, candidates=only, rules=SelectionRules(shrinkage=(0.5,)))
+    assert [r["name"] for r in result.candidates] == ["identity", "linear", "linear@0.5"]
 
 
 def test_shrink_and_split_name() -> None:
