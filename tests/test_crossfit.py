@@ -65,7 +65,7 @@ def test_every_query_is_scored_once_by_a_fit_that_never_saw_it(monkeypatch: pyte
     key = {q.tobytes(): i for i, q in enumerate(queries)}
     fitted: list[set[int]] = []
     scored: list[tuple[int, list[int]]] = []
-    real_fit, real_score = sel._fit_candidate, crossfit.per_query
+    real_fit, real_score = crossfit._fit_candidate, crossfit.per_query
 
     def spy_fit(cand, Q, D, pairs, *args, **kwargs):  # type: ignore[no-untyped-def]
         fitted.append({key[q.tobytes()] for q in Q if q.tobytes() in key})
@@ -75,7 +75,7 @@ def test_every_query_is_scored_once_by_a_fit_that_never_saw_it(monkeypatch: pyte
         scored.append((len(fitted) - 1, [int(np.argmax(queries @ v)) for v in vectors]))
         return real_score(vectors, D, judged_rels, metrics)
 
-    monkeypatch.setattr(sel, "_fit_candidate", spy_fit)
+    monkeypatch.setattr(crossfit, "_fit_candidate", spy_fit)
     monkeypatch.setattr(crossfit, "per_query", spy_score)
     folds = crossfit.make_folds(rels, k=5, seed=0)
     rules = SelectionRules(shrinkage=()).resolved()

@@ -3,7 +3,7 @@
 A held-out validation split judges each candidate on a quarter of the training queries; with 120 queries that is a
 few dozen, too few to show a real gain with confidence. Here the training queries are cut into ``folds`` groups:
 
-- each connected group of queries and documents (:func:`qadapter.train.selection._components`) either goes whole
+- each connected group of queries and documents (:func:`qadapter.train.judging._components`) either goes whole
   into one fold, so its queries are judged by a fit that never saw their documents (``new-documents``), or, when it
   has at least two queries, is dealt over several folds, so each of its queries is judged by a fit that saw other
   queries of its documents (``seen-documents``). Single-query groups are always new; groups of several are new with
@@ -26,16 +26,16 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from qadapter.adapters import Adapter
+from qadapter.train import judging
+from qadapter.train.candidates import Augmentation, Candidate, _fit_candidate, training_set
+from qadapter.train.judging import MIN_PART, SelectionResult, SelectionRules, _components, table_row
 from qadapter.train.objectives import NEW, SEEN, part_weights
 from qadapter.train.validation import per_query
-
-if TYPE_CHECKING:
-    from qadapter.train.selection import Augmentation, Candidate, SelectionResult, SelectionRules
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,6 @@ def make_folds(
     """Assign every query to one of ``k`` folds (see the module docstring): whole groups for new-document judges,
     dealt groups for seen-document judges. A query of a dealt group counts as seen only when each of its documents
     has a query in another fold; otherwise it is judged as new."""
-    from qadapter.train.selection import _components
-
     rng = np.random.default_rng(seed)
     groups = _components(rels)
     n = len(rels)
@@ -156,13 +154,11 @@ def select_crossfit(
     progress: bool,
 ) -> SelectionResult:
     """:func:`qadapter.train.selection.select` for training sets below ``rules.crossfit_below`` queries."""
-    from qadapter.train import selection as sel
-
     start = time.perf_counter()
     dim = D.shape[1]
     folds = make_folds(rels, rules.folds, rules.seed)
     parts = {p: folds.rows(p) for p in (NEW, SEEN)}
-    parts = {p: rows for p, rows in parts.items() if len(rows) >= sel.MIN_PART}
+    parts = {p: rows for p, rows in parts.items() if len(rows) >= MIN_PART}
     record = _record(folds, parts)
     if len(rels) < MIN_QUERIES or not parts:
         reason = (
@@ -170,7 +166,7 @@ def select_crossfit(
             f"{MIN_QUERIES}), so no adapter can be shown to help; kept the base model (identity). Add labelled or "
             "generated queries and train again."
         )
-        return sel.SelectionResult(
+        return SelectionResult(
             Adapter.identity(dim), "identity", reason, [], None, record, time.perf_counter() - start
         )
     candidates = small_space(candidates)
@@ -182,7 +178,7 @@ def select_crossfit(
             if cand.method != "identity":
                 table_diffs.append(oof.scores - base)
             scores = {p: oof.scores[rows] for p, rows in parts.items()}
-            row = sel.table_row(oof.name, oof.params, scores, {p: base[r] for p, r in parts.items()}, weights)
+            row = table_row(oof.name, oof.params, scores, {p: base[r] for p, r in parts.items()}, weights)
             row["epochs"], row["seconds"] = oof.epochs, round(oof.seconds, 2)
             table.append(row)
             logger.info(
@@ -190,23 +186,21 @@ def select_crossfit(
             )
     needed = family_z(table_diffs, parts, weights, rules.min_z, rules.seed)
     record["min_z"] = round(needed, 2)
-    winner = sel._winner(table, dataclasses.replace(rules, min_z=needed))
+    winner = judging._winner(table, dataclasses.replace(rules, min_z=needed))
     how = _how(folds, parts, needed)
     if winner is None:
-        reason = sel._no_winner_reason(table, rules.metric, how)
-        return sel.SelectionResult(
+        reason = judging._no_winner_reason(table, rules.metric, how)
+        return SelectionResult(
             Adapter.identity(dim), "identity", reason, table, None, record, time.perf_counter() - start
         )
     name, alpha = split_name(winner["name"])
     cand = next(c for c in candidates if c.name == name)
-    Q_all, all_pairs = sel.training_set(Q, range(len(rels)), rels, augmentation)
-    adapter, _, _ = sel._fit_candidate(cand, Q_all, D, all_pairs, None, negative_pool, progress)
+    Q_all, all_pairs = training_set(Q, range(len(rels)), rels, augmentation)
+    adapter, _, _ = _fit_candidate(cand, Q_all, D, all_pairs, None, negative_pool, progress)
     if alpha != 1.0:
         adapter = shrink(adapter, alpha)
-    reason = sel._winner_reason(winner, rules) + how
-    return sel.SelectionResult(
-        adapter, winner["name"], reason, table, None, record, time.perf_counter() - start
-    )
+    reason = judging._winner_reason(winner, rules) + how
+    return SelectionResult(adapter, winner["name"], reason, table, None, record, time.perf_counter() - start)
 
 
 def small_space(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -227,8 +221,6 @@ def _cross_fit(
 ) -> list[_OutOfFold]:
     """Fit ``cand`` without each fold and score that fold's queries: one row for the map, one per shrinkage of a
     linear map."""
-    from qadapter.train import selection as sel
-
     n = len(rels)
     rows = [_OutOfFold(cand.name, cand.describe(), np.zeros(n))]
     alphas = [a for a in rules.shrinkage if 0 < a < 1] if cand.kind == "linear" else []
@@ -239,8 +231,8 @@ def _cross_fit(
         t0 = time.perf_counter()
         held = np.flatnonzero(folds.fold == f)
         fit_rows = np.flatnonzero(folds.fold != f)
-        Q_fit, pairs = sel.training_set(Q, fit_rows.tolist(), rels, augmentation)
-        adapter, _, epochs = sel._fit_candidate(cand, Q_fit, D, pairs, None, pool)
+        Q_fit, pairs = training_set(Q, fit_rows.tolist(), rels, augmentation)
+        adapter, _, epochs = _fit_candidate(cand, Q_fit, D, pairs, None, pool)
         held_rels = [rels[q] for q in held.tolist()]
         maps = [adapter] + [shrink(adapter, a) for a in alphas]
         for row, fitted in zip(rows, maps, strict=True):
