@@ -65,22 +65,23 @@ def test_every_query_is_scored_once_by_a_fit_that_never_saw_it(monkeypatch: pyte
     key = {q.tobytes(): i for i, q in enumerate(queries)}
     fitted: list[set[int]] = []
     scored: list[tuple[int, list[int]]] = []
-    real_fit, real_score = crossfit._fit_candidate, crossfit.per_query
+    real_fit, real_score = crossfit._fit_candidates, crossfit.per_query
 
-    def spy_fit(cand, Q, D, pairs, *args, **kwargs):  # type: ignore[no-untyped-def]
-        fitted.append({key[q.tobytes()] for q in Q if q.tobytes() in key})
-        return real_fit(cand, Q, D, pairs, *args, **kwargs)
+    def spy_fit(candidates, Q, D, pairs, *args):  # type: ignore[no-untyped-def]
+        # the query rows the fit trains on (its pairs), whether or not Q holds other rows too
+        fitted.append({key[Q[i].tobytes()] for i, _ in pairs if Q[i].tobytes() in key})
+        return real_fit(candidates, Q, D, pairs, *args)
 
     def spy_score(vectors, D, judged_rels, metrics):  # type: ignore[no-untyped-def]
         scored.append((len(fitted) - 1, [int(np.argmax(queries @ v)) for v in vectors]))
         return real_score(vectors, D, judged_rels, metrics)
 
-    monkeypatch.setattr(crossfit, "_fit_candidate", spy_fit)
+    monkeypatch.setattr(crossfit, "_fit_candidates", spy_fit)
     monkeypatch.setattr(crossfit, "per_query", spy_score)
     folds = crossfit.make_folds(rels, k=5, seed=0)
     rules = SelectionRules(shrinkage=()).resolved()
     # the identity maps every vector to itself, so each scored vector is a training query's own row
-    crossfit._cross_fit(Candidate("identity", "identity"), queries, docs, rels, folds, rules, None, None)
+    crossfit._cross_fit([Candidate("identity", "identity")], queries, docs, rels, folds, rules, None, None)
     assert len(fitted) == 5
     seen_by_score = [q for _, rows in scored for q in rows]
     assert sorted(seen_by_score) == list(range(len(rels)))  # every query once

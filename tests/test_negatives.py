@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from qadapter.core.vectors import normalize
 from qadapter.train import negatives
@@ -81,3 +82,58 @@ def test_hard_negatives_come_from_the_ranking_without_positives() -> None:
         assert not positives & set(plan.hard[q].tolist())
         ranked = np.argsort(-(normalize(D[plan.columns]) @ normalize(Q[q : q + 1]).T).ravel(), kind="stable")
         assert plan.hard[q].tolist() == [c for c in ranked.tolist() if c not in positives][:6]
+
+
+def test_sampled_hard_negatives_skip_near_duplicates_of_the_positive() -> None:
+    rng = np.random.default_rng(5)
+    D = normalize(rng.normal(size=(40, 8)))
+    D[1] = normalize(D[0] + 0.001 * rng.normal(size=8))  # a near-duplicate chunk of document 0
+    Q = normalize(D[:20] + 0.05 * rng.normal(size=(20, 8)))
+    pairs = [(i, i) for i in range(20)] + [(i, 20 + i) for i in range(1, 20)]
+    plan = plan_negatives(Q, D, pairs, max_full=10, n_hard=4, false_negative_threshold=0.98)
+    assert not plan.full and plan.hard is not None
+    # query 0 ranks document 1 (its positive's duplicate) near the top, but never gets it as a negative
+    ranked = np.argsort(-(D @ Q[0])).tolist()
+    assert ranked.index(1) < 4
+    hard_rows = plan.columns[plan.hard[0]].tolist()
+    assert 1 not in hard_rows and 0 not in hard_rows
+    assert (
+        hard_rows == [r for r in ranked if r not in (0, 1, 20)][:4]
+    )  # (document 20 has no query: no column)
+
+
+def test_sampled_contrastive_step_is_the_softmax_over_shared_columns_and_own_hard_negatives() -> None:
+    """The sampled loss, checked against a per-query reference: the batch's positives and random columns shared by
+    every query, then each query's own hard negatives; near-duplicates of the positive, the query's other positives
+    and hard negatives already among the shared columns never count."""
+    import torch
+
+    from qadapter.train.config import TrainConfig
+    from qadapter.train.losses import LOSSES, BatchInputs
+
+    rng = np.random.default_rng(6)
+    D = normalize(rng.normal(size=(30, 8)))
+    D[5] = normalize(D[4] + 0.001 * rng.normal(size=8))  # near-duplicate of document 4
+    Q = normalize(rng.normal(size=(12, 8)))
+    pairs = [(i, i) for i in range(12)] + [(0, 20)]
+    plan = plan_negatives(Q, D, pairs, max_full=5, n_hard=3, false_negative_threshold=0.98)
+    config = TrainConfig(temperature=0.1, label_smoothing=0.0, random_negatives=4)
+    docs = torch.from_numpy(D[plan.columns])
+    batch = np.array([0, 4, 7, 12])
+    adapted = torch.from_numpy(Q[plan.pair_query[batch]])
+    loss = LOSSES["contrastive"].step(
+        BatchInputs(docs, plan.pair_pos_col, plan, None, config, np.random.default_rng(1)), batch, adapted
+    )
+
+    extra = np.random.default_rng(1).integers(len(plan.columns), size=4)
+    unit = normalize(D[plan.columns])
+    expected = []
+    for pair in batch:
+        q, pos = plan.pair_query[pair], plan.pair_pos_col[pair]
+        others = {plan.pair_pos_col[i] for i in range(len(pairs)) if plan.pair_query[i] == q} - {pos}
+        shared = np.unique(np.concatenate([plan.pair_pos_col[batch], extra]))
+        candidates = [c for c in shared if c == pos or (c not in others and unit[c] @ unit[pos] < 0.98)]
+        candidates += [c for c in plan.hard[q] if c not in others and c != pos and c not in shared]
+        logits = np.array([Q[q] @ unit[c] for c in candidates]) / 0.1
+        expected.append(np.log(np.exp(logits).sum()) - logits[candidates.index(pos)])
+    assert float(loss) == pytest.approx(float(np.mean(expected)), rel=1e-5)

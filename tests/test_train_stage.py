@@ -233,3 +233,28 @@ def test_train_records_a_score_mapping_that_ranks_nothing_differently(ws: Worksp
     assert thresholds == sorted(thresholds)
     adapted = np.array([0.9, 0.5, 0.51, 0.1])
     assert list(np.argsort(-to_base_scale(mapping, adapted))) == list(np.argsort(-adapted))
+
+
+def test_pseudo_queries_are_embedded_for_a_sample_of_documents_past_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit draws at most max_training_pairs pairs, so a million training documents must not mean ten million
+    pseudo-queries to embed: past PSEUDO_QUERY_BUDGET, a fixed sample of documents gets them."""
+    from qadapter.train import data as training_data
+    from tests.test_cache_and_workspace import CountingEncoder
+
+    ws = workspace(tmp_path / "ws")
+    ws.write_corpus(
+        [
+            Document(f"d{i}", f"Heading {i}. First sentence of document {i}. A second one.")
+            for i in range(N_DOCS)
+        ]
+    )
+    doc_ids = [f"d{i}" for i in range(N_DOCS)]
+    encoder = CountingEncoder(dim=D)
+    everything = training_data.pseudo_queries(ws, doc_ids, set(range(N_DOCS)), 2, encoder, False)
+    assert everything is not None and len({d for r in everything.rels for d in r}) == N_DOCS
+    monkeypatch.setattr(training_data, "PSEUDO_QUERY_BUDGET", 40)
+    sampled = training_data.pseudo_queries(ws, doc_ids, set(range(N_DOCS)), 2, encoder, False)
+    assert sampled is not None and len({d for r in sampled.rels for d in r}) == 20
+    assert len(sampled.rels) <= 40

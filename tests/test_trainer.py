@@ -33,17 +33,20 @@ def test_every_config_loss_has_a_registered_step() -> None:
 
 
 def test_the_trainer_reads_the_loss_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adding a loss is one step function + one entry: the trainer calls whatever the registry names."""
+    """Adding a loss is a prepare and a finish function + one entry: the trainer calls whatever the registry names."""
     seen: list[int] = []
 
-    def pull_to_positive(
-        inputs: losses.BatchInputs, batch: np.ndarray, adapted: torch.Tensor
-    ) -> torch.Tensor:
+    def positives(inputs: losses.BatchInputs, batch: np.ndarray) -> torch.Tensor:
         seen.append(len(batch))
-        positive = inputs.docs[inputs.tensor(inputs.pair_pos_col[batch])]
+        return inputs.docs[inputs.tensor(inputs.pair_pos_col[batch])]
+
+    def pull_to_positive(
+        inputs: losses.BatchInputs, positive: torch.Tensor, adapted: torch.Tensor
+    ) -> torch.Tensor:
         return (adapted - positive).pow(2).sum(-1).mean()
 
-    monkeypatch.setitem(losses.LOSSES, "triplet", losses.LossSpec(pull_to_positive, needs_plan=False))
+    spec = losses.LossSpec(positives, pull_to_positive, needs_plan=False)
+    monkeypatch.setitem(losses.LOSSES, "triplet", spec)
     Q, D, pairs = _planted()
     result = fit(Q, D, pairs, TrainConfig(loss="triplet", negatives="pool", epochs=2), negative_pool=D[:5])
     assert sum(seen) == 2 * len(pairs)
@@ -54,8 +57,11 @@ def test_pairs_per_epoch_are_sampled_and_reported() -> None:
     Q, D, pairs = _planted()
     full = fit(Q, D, pairs, TrainConfig(epochs=2))
     assert (full.n_pairs, full.pairs_per_epoch) == (300, 300)
+    assert full.pairs_drawn_from == 300
     sampled = fit(Q, D, pairs, TrainConfig(epochs=2, max_pairs_per_epoch=64))
     assert (sampled.n_pairs, sampled.pairs_per_epoch) == (300, 64)
+    # 2 epochs of 64 can never reach all 300 pairs: they are drawn from a fixed sample of 128 (mined once)
+    assert sampled.pairs_drawn_from == 128
     with pytest.raises(QadapterError, match="max_pairs_per_epoch"):
         fit(Q, D, pairs, TrainConfig(max_pairs_per_epoch=-1))
 
@@ -135,3 +141,26 @@ def test_gpu_benchmark_runs_on_the_cpu_with_small_sizes(tmp_path) -> None:
     stages = json.loads((tmp_path / "gpu.json").read_text())["stages"]
     assert set(stages) == {"encode", "evaluate", "single_fit", "train_default"}
     assert stages["single_fit"]["hit@10"] > stages["evaluate"]["base"]["hit@10"]
+
+
+@pytest.mark.parametrize("max_full", [4096, 50])
+def test_configs_trained_together_match_separate_fits(max_full: int) -> None:
+    """The default search's candidates share batches and negatives: each comes out as its own fit would (full
+    softmax, and the sampled mode with hard negatives), with the work that does not depend on the adapter paid once."""
+    from qadapter.train.trainer import FitOptions, can_train_together, fit_together
+
+    Q, D, pairs = _planted(n=200)
+    base = TrainConfig(epochs=3, max_full_negatives=max_full, hard_negatives=4, random_negatives=16)
+    configs = [base, base.replace(identity_reg=1.0), base.replace(kind="mlp", hidden=16)]
+    val = {"val": RowQueries(Q[:40], [{i: 1} for i in range(40)])}
+    options = FitOptions(val=val, monitor_only=True)
+    together = fit_together(Q, D, pairs, configs, options)
+    for config, joint in zip(configs, together, strict=True):
+        alone = fit(Q, D, pairs, config, val=val, monitor_only=True)
+        for name, tensor in alone.adapter.tensors.items():
+            np.testing.assert_allclose(joint.adapter.tensors[name], tensor, atol=1e-5)
+        assert joint.history.val == pytest.approx(alone.history.val)
+        assert joint.adapter.config["training"]["kind"] == config.kind
+    assert not can_train_together([base, base.replace(lr=1e-3)])
+    with pytest.raises(ValueError, match="may differ only in"):
+        fit_together(Q, D, pairs, [base, base.replace(temperature=0.1)])

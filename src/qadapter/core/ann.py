@@ -2,8 +2,8 @@
 
 Exact blockwise search (:func:`qadapter.core.vectors.search`) costs ``queries x documents x dim`` multiply-adds: at
 10^6 documents mining hard negatives for 10^6 training queries is hours on a few cores. Above :data:`ANN_ABOVE`
-documents, and only when FAISS is installed, :func:`nearest` uses an inverted-file index (``IndexIVFFlat``, inner
-product on normalised vectors, so scores are cosines) built once per document array and reused (mining, every
+documents, and only when FAISS is installed, :func:`nearest` uses an inverted-file index (``IndexIVFScalarQuantizer``,
+inner product on normalised vectors; the returned scores are exact cosines) built once per document array and reused (mining, every
 validation epoch and every candidate of a search share it). Below that, or with ``ann="exact"``, search is exact.
 :func:`recall_at_k` measures an index against exact search on a sample of queries.
 """
@@ -25,10 +25,17 @@ logger = logging.getLogger(__name__)
 #: ``auto``: FAISS above ANN_ABOVE documents when installed, else exact; ``exact``: always exact; ``faiss``: always
 #: FAISS (an error naming the ``ann`` extra when it is missing)
 ANN_MODES = ("auto", "exact", "faiss")
-#: documents above which ``auto`` switches to an approximate index
+#: documents above which ``auto`` switches to an approximate index for every search (the selection's judgement,
+#: validation, mining)
 ANN_ABOVE = 200_000
+#: documents above which ``auto`` already uses it for work whose exactness matters little and whose cost grows with
+#: the square of the corpus: mining hard negatives and near-duplicates, and the per-epoch validation curve
+#: (benchmarks/results/scale.md: exact mining of 100k queries over 100k documents is minutes on 2 cores)
+MINE_ANN_ABOVE = 50_000
 #: inverted lists probed per query (recall against exact is measured in benchmarks/results/scale.md)
 NPROBE = 32
+#: probed for mining and the validation curve, where speed matters more than the last points of recall
+MINE_NPROBE = 8
 
 
 def _faiss() -> Any:
@@ -36,73 +43,105 @@ def _faiss() -> Any:
 
 
 class AnnIndex:
-    """An IVF-flat index over normalised documents: ``search(queries, k)`` gives rows and cosine scores."""
+    """An inverted-file index (8-bit scalar quantised) over normalised documents: ``search(queries, k)`` gives rows
+    and their exact cosine scores."""
 
     def __init__(
         self, docs: np.ndarray, *, nlist: int | None = None, nprobe: int = NPROBE, seed: int = 0
     ) -> None:
         faiss = _faiss()
         n, dim = docs.shape
-        self.nlist = nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
+        # 2 sqrt(n) lists: building (k-means over 64 points per list) costs ~ n x lists, searching ~ nprobe x n / lists
+        self.nlist = nlist or max(1, min(int(2 * math.sqrt(n)), n // 39))
         quantizer = faiss.IndexFlatIP(dim)
-        self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        # 8-bit scalar quantisation: a quarter of the memory of the vectors and a faster scan; the returned scores
+        # are recomputed exactly from the documents (search), so only which rows come back is approximate
+        self.index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, self.nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        self.quantizer = quantizer  # the index does not own it
         rng = np.random.default_rng(seed)
         train = min(n, 64 * self.nlist)
         sample = np.sort(rng.choice(n, size=train, replace=False))
         self.index.train(normalize(docs[sample]))
         for start in range(0, n, 65_536):
             self.index.add(normalize(docs[start : start + 65_536]))
+        self.nprobe = nprobe
         self.index.nprobe = min(nprobe, self.nlist)
-        self.n_docs = n
+        self.n_docs, self.docs = n, docs
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, nprobe: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.n_docs)
+        self.index.nprobe = min(nprobe or self.nprobe, self.nlist)
         idx = np.empty((len(queries), k), dtype=np.int64)
         scores = np.empty((len(queries), k), dtype=np.float32)
-        for start in range(0, len(queries), 16_384):
-            s, i = self.index.search(normalize(queries[start : start + 16_384]), k)
-            idx[start : start + len(i)], scores[start : start + len(i)] = i, s
+        chunk = max(1, 65_536 // max(k, 1))  # a chunk re-scores chunk x k gathered document vectors
+        for start in range(0, len(queries), chunk):
+            q = normalize(queries[start : start + chunk])
+            _, i = self.index.search(q, k)
+            exact = np.einsum("qkd,qd->qk", normalize(self.docs[np.maximum(i, 0)]), q)
+            exact[i < 0] = -np.inf
+            order = np.argsort(-exact, axis=1, kind="stable")
+            idx[start : start + len(i)] = np.take_along_axis(i, order, axis=1)
+            scores[start : start + len(i)] = np.take_along_axis(exact, order, axis=1)
         return idx, scores
 
 
-_MEMO: dict[str, tuple[np.ndarray, AnnIndex]] = {}
+_MEMO: list[tuple[np.ndarray, AnnIndex]] = []
+#: indexes kept (the corpus, and the training documents when they are a part of it)
+MEMO_SIZE = 2
 
 
 def index_for(docs: np.ndarray) -> AnnIndex:
-    """The index of ``docs``, built once per array object (the last one is kept)."""
-    held = _MEMO.get("last")
-    if held is not None and held[0] is docs:
-        return held[1]
+    """The index of ``docs``, built once per array object (the last MEMO_SIZE are kept)."""
+    for held, index in _MEMO:
+        if held is docs:
+            return index
     logger.info("building an approximate index over %d documents", len(docs))
     index = AnnIndex(docs)
-    _MEMO["last"] = (docs, index)
+    _MEMO.insert(0, (docs, index))
+    del _MEMO[MEMO_SIZE:]
     return index
 
 
-def use_ann(n_docs: int, ann: str = "auto") -> bool:
+def use_ann(n_docs: int, ann: str = "auto", *, above: int = ANN_ABOVE) -> bool:
+    """Whether a search over ``n_docs`` documents uses the approximate index: ``auto`` above ``above`` documents
+    (:data:`ANN_ABOVE`, or :data:`MINE_ANN_ABOVE` for mining and the validation curve) when FAISS is installed."""
     if ann not in ANN_MODES:
         raise QadapterError(f"unknown ann mode '{ann}'; valid modes: {', '.join(ANN_MODES)}")
     if ann == "faiss":
         _faiss()
         return True
-    if ann == "exact" or n_docs <= ANN_ABOVE:
+    if ann == "exact" or n_docs <= above:
         return False
     try:
         _faiss()
     except ImportError:
-        logger.warning(
-            "%d documents: exact search is slow at this size; pip install 'qadapter[ann]' for FAISS", n_docs
-        )
+        if n_docs > ANN_ABOVE:
+            logger.warning(
+                "%d documents: exact search is slow at this size; pip install 'qadapter[ann]' for FAISS",
+                n_docs,
+            )
         return False
     return True
 
 
 def nearest(
-    queries: np.ndarray, docs: np.ndarray, *, k: int, ann: str = "auto", device: str | None = None
+    queries: np.ndarray,
+    docs: np.ndarray,
+    *,
+    k: int,
+    ann: str = "auto",
+    device: str | None = None,
+    above: int = ANN_ABOVE,
+    nprobe: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (rows, cosine scores): exact, or approximate above :data:`ANN_ABOVE` documents (see module doc)."""
-    if use_ann(len(docs), ann):
-        return index_for(docs).search(queries, k)
+    """Top-``k`` (rows, cosine scores): exact, or approximate above ``above`` documents (see :func:`use_ann`), probing
+    ``nprobe`` lists (default :data:`NPROBE`)."""
+    if use_ann(len(docs), ann, above=above):
+        return index_for(docs).search(queries, k, nprobe=nprobe)
     return search(queries, docs, k=k, device=device)
 
 

@@ -61,15 +61,16 @@ def score_mapping_for(
     k: int = DEFAULT_K,
 ) -> dict[str, Any]:
     """One call for train time: search the documents with both query sets and fit the mapping of their top-k scores."""
-    from qadapter.core.vectors import search
+    from qadapter.core.ann import nearest
 
     if len(base_queries) != len(adapted_queries):
         raise QadapterError(
             f"got {len(base_queries)} base query vectors but {len(adapted_queries)} adapted ones; "
             "pass the same queries before and after the adapter"
         )
-    _, base = search(base_queries, doc_embeddings, k=k)
-    _, adapted = search(adapted_queries, doc_embeddings, k=k)
+    # an approximate index above ANN_ABOVE documents: the mapping needs the score distributions, not exact ranks
+    _, base = nearest(base_queries, doc_embeddings, k=k)
+    _, adapted = nearest(adapted_queries, doc_embeddings, k=k)
     return fit_score_mapping(base, adapted, k=min(k, len(doc_embeddings)))
 
 

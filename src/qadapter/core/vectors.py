@@ -68,6 +68,31 @@ def _block_top(sims: np.ndarray, k: int, offset: int) -> tuple[np.ndarray, np.nd
     return part + offset, np.take_along_axis(sims, part, axis=1)
 
 
+#: with a running top-k, a block's candidates are only the similarities above each row's k-th best; when no row
+#: has more than this many times k of them, they are gathered instead of partitioning the whole block (after the
+#: first block that is nearly always so, and a comparison is several times cheaper than a partition)
+PRUNE_FACTOR = 4
+
+
+def _above_kth(
+    sims: np.ndarray, best_scores: np.ndarray, k: int, offset: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The block's similarities strictly above each row's current k-th best, padded to the same width (-inf,
+    row -1), or ``None`` when some row has too many of them (then the block is partitioned). Strictly above:
+    an equal score in a later block belongs to a higher row, which ranks after the one kept."""
+    rows, cols = np.nonzero(sims > best_scores.min(axis=1, keepdims=True))
+    counts = np.bincount(rows, minlength=len(sims))
+    width = int(counts.max()) if len(counts) else 0
+    if width > PRUNE_FACTOR * k:
+        return None
+    idx = np.full((len(sims), width), -1, dtype=np.int64)
+    scores = np.full((len(sims), width), -np.inf, dtype=np.float32)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx[rows, slot] = cols + offset
+    scores[rows, slot] = sims[rows, cols]
+    return idx, scores
+
+
 def _search_numpy(
     q: np.ndarray, docs: np.ndarray, norms: np.ndarray, k: int, q_block: int, d_block: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +105,8 @@ def _search_numpy(
         for ds in range(0, docs.shape[0], d_block):
             block = np.asarray(docs[ds : ds + d_block], dtype=np.float32) / norms[ds : ds + d_block, None]
             sims = qb @ block.T
-            idx, scores = _block_top(sims, k, ds)
+            pruned = _above_kth(sims, best_scores, k, ds) if best_scores.shape[1] == k else None
+            idx, scores = pruned if pruned is not None else _block_top(sims, k, ds)
             best_idx, best_scores = _merge_top(best_idx, best_scores, idx, scores, k)
         all_idx[qs : qs + len(qb)], all_scores[qs : qs + len(qb)] = _sort_rows(best_idx, best_scores)
     return all_idx, all_scores

@@ -4,6 +4,7 @@ learning curve)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,8 +96,12 @@ class Augmentation:
 def training_set(
     Q: np.ndarray, rows: Sequence[int], rels: Sequence[dict[int, int]], extra: Augmentation | None
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Query vectors and (query row, document row) pairs for fitting on ``rows`` (plus matching extra queries)."""
+    """Query vectors and (query row, document row) pairs for fitting on ``rows`` (plus matching extra queries).
+    Without extra queries or repeats the vectors are ``Q`` itself (no copy: at a million queries a copy is GiBs) and
+    the pairs name its rows."""
     rows = list(rows)
+    if extra is None or (not len(extra.rels) and extra.repeats is None):
+        return Q, [(q, d) for q in rows for d, g in rels[q].items() if g > 0]
     if extra is not None and extra.repeats is not None:
         rows = [q for q in rows for _ in range(int(extra.repeats[q]))]
     pairs = _pairs(rows, rels)
@@ -141,3 +146,43 @@ def _fit_candidate(
         progress=progress,
     )
     return result.adapter, result.history, result.best_epoch
+
+
+def _fit_candidates(
+    candidates: Sequence[Candidate],
+    Q: np.ndarray,
+    D: np.ndarray,
+    pairs: list[tuple[int, int]],
+    val: tuple[dict[str, RowQueries], dict[str, float]] | None,
+    negative_pool: np.ndarray | None,
+    progress: bool,
+) -> dict[str, tuple[Adapter, History | None, int, float]]:
+    """Every candidate fitted on ``pairs``: trained candidates that differ only in what the adapter is are trained
+    together (:func:`~qadapter.train.trainer.fit_together`: shared batches and negatives, same result as alone), the
+    rest one by one. Per name: adapter, history, last epoch and seconds (a group's time split evenly). ``val``:
+    validation parts watched every epoch (history) and their weights, or ``None``."""
+    from qadapter.train.trainer import FitOptions, can_train_together, fit_together
+
+    out: dict[str, tuple[Adapter, History | None, int, float]] = {}
+    trained = [c for c in candidates if c.method == "sgd" and c.config is not None]
+    groups: list[list[Candidate]] = []
+    for cand in trained:
+        home = next((g for g in groups if can_train_together([g[0].config, cand.config])), None)  # type: ignore[list-item]
+        if home is None:
+            groups.append([cand])
+        else:
+            home.append(cand)
+    parts, weights = val if val is not None else (None, None)
+    options = FitOptions(parts, negative_pool, None, weights, True, progress)
+    for group in groups:
+        t0 = time.perf_counter()
+        results = fit_together(Q, D, pairs, [c.config for c in group if c.config is not None], options)
+        seconds = (time.perf_counter() - t0) / len(group)
+        for cand, result in zip(group, results, strict=True):
+            out[cand.name] = (result.adapter, result.history, result.best_epoch, seconds)
+    for cand in candidates:
+        if cand.name not in out:
+            t0 = time.perf_counter()
+            adapter, history, epoch = _fit_candidate(cand, Q, D, pairs, parts, negative_pool, progress)
+            out[cand.name] = (adapter, history, epoch, time.perf_counter() - t0)
+    return out

@@ -17,12 +17,15 @@ from qadapter.core.vectors import normalize
 
 
 def _targets(
-    query_embeddings: np.ndarray, doc_embeddings: np.ndarray, pairs: Sequence[tuple[int, int]]
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    dtype: type = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    return normalize(query_embeddings[arr[:, 0]]).astype(np.float64), normalize(
-        doc_embeddings[arr[:, 1]]
-    ).astype(np.float64)
+    return normalize(query_embeddings[arr[:, 0]]).astype(dtype), normalize(doc_embeddings[arr[:, 1]]).astype(
+        dtype
+    )
 
 
 def ridge_adapter(
@@ -32,11 +35,18 @@ def ridge_adapter(
     *,
     lam: float = 1.0,
 ) -> Adapter:
-    Q, P = _targets(query_embeddings, doc_embeddings, pairs)
-    d = Q.shape[1]
-    lam_eff = lam * len(Q) / d  # scale with the data so one lam means the same at any size
+    d = query_embeddings.shape[1]
+    gram, cross, n = np.zeros((d, d)), np.zeros((d, d)), 0
+    for start in range(
+        0, len(pairs), 65_536
+    ):  # float32 products per block, summed in float64: bounded memory
+        Q, P = _targets(query_embeddings, doc_embeddings, pairs[start : start + 65_536], np.float32)
+        gram += (Q.T @ Q).astype(np.float64)
+        cross += (Q.T @ P).astype(np.float64)
+        n += len(Q)
+    lam_eff = lam * n / d  # scale with the data so one lam means the same at any size
     eye = np.eye(d)
-    WT = np.linalg.solve(Q.T @ Q + lam_eff * eye, Q.T @ P + lam_eff * eye)
+    WT = np.linalg.solve(gram + lam_eff * eye, cross + lam_eff * eye)
     return Adapter("linear", d, {"weight": WT.T.astype(np.float32), "bias": np.zeros(d, dtype=np.float32)})
 
 

@@ -37,10 +37,12 @@ class TrainConfig:
     #: triplet loss margin and norm (the notebook: margin 1, p 2)
     margin: float = 1.0
     #: where negatives come from: ``corpus`` = every training document when there are at most ``max_full_negatives``,
-    #: else ``hard_negatives`` mined with the base model plus ``random_negatives`` sampled per batch;
+    #: else each query's own ``hard_negatives`` mined with the base model plus the batch's positives and
+    #: ``random_negatives`` random training documents, shared by the batch (a step then costs batch x (batch +
+    #: random + hard) similarities whatever the corpus size; benchmarks/results/scale.md);
     #: ``pool`` = random rows of an external negative pool (the notebook's out-of-domain document)
     negatives: Literal["corpus", "pool"] = "corpus"
-    max_full_negatives: int = 20_000
+    max_full_negatives: int = 4_096
     hard_negatives: int = 32
     random_negatives: int = 256
     #: documents at least this similar (base model cosine) to a positive are not used as its negatives
@@ -68,7 +70,10 @@ class TrainConfig:
     #: where training and validation run: auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:N or mps
     device: str = "auto"
     #: pairs sampled per epoch when there are more (0 = all): the cost of an epoch stops growing with the corpus
-    max_pairs_per_epoch: int = 65_536
+    max_pairs_per_epoch: int = 8_192
+    #: the pairs a fit's epochs draw from when there are more (a fixed random sample; 0 = all): a d x d map does not
+    #: need more, and mining hard negatives costs per distinct training query (benchmarks/results/scale.md)
+    max_training_pairs: int = 32_768
     #: validation queries per part scored after each epoch when a part is larger (a fixed random sample; 0 = all)
     max_val_queries: int = 5_000
     #: search used for hard-negative mining and validation: auto (FAISS above 200k documents when installed), exact,
@@ -111,6 +116,10 @@ class TrainConfig:
                 f"max_pairs_per_epoch must be >= 0, got {self.max_pairs_per_epoch}",
             ),
             (self.max_val_queries >= 0, f"max_val_queries must be >= 0, got {self.max_val_queries}"),
+            (
+                self.max_training_pairs >= 0,
+                f"max_training_pairs must be >= 0, got {self.max_training_pairs}",
+            ),
             (self.ann in ANN_MODES, f"ann must be one of {', '.join(ANN_MODES)}, got {self.ann!r}"),
         ]
         for ok, message in checks:

@@ -32,7 +32,7 @@ import numpy as np
 
 from qadapter.adapters import Adapter
 from qadapter.train import judging
-from qadapter.train.candidates import Augmentation, Candidate, _fit_candidate, training_set
+from qadapter.train.candidates import Augmentation, Candidate, _fit_candidate, _fit_candidates, training_set
 from qadapter.train.judging import MIN_PART, SelectionResult, SelectionRules, _components, table_row
 from qadapter.train.objectives import NEW, SEEN, part_weights
 from qadapter.train.validation import per_query
@@ -173,17 +173,14 @@ def select_crossfit(
     base = per_query(Q, D, rels, [rules.metric])[rules.metric]
     weights = part_weights(rules.objective, rules.coverage, list(parts))
     table, table_diffs = [], []
-    for cand in candidates:
-        for oof in _cross_fit(cand, Q, D, rels, folds, rules, negative_pool, augmentation):
-            if cand.method != "identity":
-                table_diffs.append(oof.scores - base)
-            scores = {p: oof.scores[rows] for p, rows in parts.items()}
-            row = table_row(oof.name, oof.params, scores, {p: base[r] for p, r in parts.items()}, weights)
-            row["epochs"], row["seconds"] = oof.epochs, round(oof.seconds, 2)
-            table.append(row)
-            logger.info(
-                "candidate %s: gain %+.4f (z=%.2f) %s", oof.name, row["mean_gain"], row["z"], row["gain"]
-            )
+    for oof in _cross_fit(candidates, Q, D, rels, folds, rules, negative_pool, augmentation):
+        if oof.name != "identity":
+            table_diffs.append(oof.scores - base)
+        scores = {p: oof.scores[rows] for p, rows in parts.items()}
+        row = table_row(oof.name, oof.params, scores, {p: base[r] for p, r in parts.items()}, weights)
+        row["epochs"], row["seconds"] = oof.epochs, round(oof.seconds, 2)
+        table.append(row)
+        logger.info("candidate %s: gain %+.4f (z=%.2f) %s", oof.name, row["mean_gain"], row["z"], row["gain"])
     needed = family_z(table_diffs, parts, weights, rules.min_z, rules.seed)
     record["min_z"] = round(needed, 2)
     winner = judging._winner(table, dataclasses.replace(rules, min_z=needed))
@@ -210,7 +207,7 @@ def small_space(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def _cross_fit(
-    cand: Candidate,
+    candidates: Sequence[Candidate],
     Q: np.ndarray,
     D: np.ndarray,
     rels: Sequence[dict[int, int]],
@@ -219,29 +216,31 @@ def _cross_fit(
     pool: np.ndarray | None,
     augmentation: Augmentation | None,
 ) -> list[_OutOfFold]:
-    """Fit ``cand`` without each fold and score that fold's queries: one row for the map, one per shrinkage of a
-    linear map."""
-    n = len(rels)
-    rows = [_OutOfFold(cand.name, cand.describe(), np.zeros(n))]
+    """Fit every candidate without each fold (trained candidates together where they can share batches) and score
+    that fold's queries: per candidate one row for its map and one per shrinkage of a linear map."""
+    rows = {c.name: _rows(c, rules, len(rels)) for c in candidates}
+    for f in range(folds.k):
+        held = np.flatnonzero(folds.fold == f)
+        Q_fit, pairs = training_set(Q, np.flatnonzero(folds.fold != f).tolist(), rels, augmentation)
+        fitted = _fit_candidates(candidates, Q_fit, D, pairs, None, pool, False)
+        held_rels = [rels[q] for q in held.tolist()]
+        for cand in candidates:
+            adapter, _, epochs, seconds = fitted[cand.name]
+            maps = [adapter] + [shrink(adapter, row.params["shrink"]) for row in rows[cand.name][1:]]
+            for row, mapped in zip(rows[cand.name], maps, strict=True):
+                values = per_query(mapped.transform(Q[held]), D, held_rels, [rules.metric])[rules.metric]
+                row.scores[held], row.epochs = values, epochs
+            rows[cand.name][0].seconds += seconds
+    return [row for c in candidates for row in rows[c.name]]
+
+
+def _rows(cand: Candidate, rules: SelectionRules, n: int) -> list[_OutOfFold]:
+    """The table rows of ``cand``: its map, then (linear maps) each shrinkage of ``rules.shrinkage``."""
     alphas = [a for a in rules.shrinkage if 0 < a < 1] if cand.kind == "linear" else []
-    rows += [
+    rows = [_OutOfFold(cand.name, cand.describe(), np.zeros(n))]
+    return rows + [
         _OutOfFold(shrunk_name(cand.name, a), {**cand.describe(), "shrink": a}, np.zeros(n)) for a in alphas
     ]
-    for f in range(folds.k):
-        t0 = time.perf_counter()
-        held = np.flatnonzero(folds.fold == f)
-        fit_rows = np.flatnonzero(folds.fold != f)
-        Q_fit, pairs = training_set(Q, fit_rows.tolist(), rels, augmentation)
-        adapter, _, epochs = _fit_candidate(cand, Q_fit, D, pairs, None, pool)
-        held_rels = [rels[q] for q in held.tolist()]
-        maps = [adapter] + [shrink(adapter, a) for a in alphas]
-        for row, fitted in zip(rows, maps, strict=True):
-            row.scores[held] = per_query(fitted.transform(Q[held]), D, held_rels, [rules.metric])[
-                rules.metric
-            ]
-            row.epochs = epochs
-        rows[0].seconds += time.perf_counter() - t0
-    return rows
 
 
 def family_z(

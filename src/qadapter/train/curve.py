@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,12 @@ from qadapter.train.selection import (
 )
 from qadapter.train.validation import RowQueries, per_query
 
+logger = logging.getLogger(__name__)
+
+#: fitting queries above which the learning curve is not drawn: it answers "would more queries help?", which matters
+#: for small training sets, and costs three more fits
+CURVE_MAX_QUERIES = 20_000
+
 
 def learning_curve(
     chosen: Candidate,
@@ -28,9 +35,15 @@ def learning_curve(
     augmentation: Augmentation | None = None,
 ) -> list[dict[str, Any]]:
     """Validation metric (parts weighed as ``rules.objective`` weighs them) at 10%, 25%, 50% and all of the fitting
-    queries; empty when there is no validation data or the chosen candidate is the identity."""
+    queries; empty when there is no validation data, the chosen candidate is the identity, or there are more than
+    :data:`CURVE_MAX_QUERIES` fitting queries."""
     fit_rows, parts = validation_split(rels, seed=rules.seed)
     if not parts or chosen.method == "identity":
+        return []
+    if len(fit_rows) > CURVE_MAX_QUERIES:
+        logger.info(
+            "%d fitting queries: the learning curve is drawn up to %d only", len(fit_rows), CURVE_MAX_QUERIES
+        )
         return []
     val = {k: RowQueries(Q[rows], [rels[q] for q in rows]) for k, rows in parts.items()}
     weights = part_weights(rules.objective, rules.coverage, list(val))

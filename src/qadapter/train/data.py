@@ -119,6 +119,10 @@ def offline_share(ws: Workspace, query_ids: Sequence[str]) -> float:
     return offline / max(1, len(query_ids))
 
 
+#: the most pseudo-queries embedded for one training run (a random sample of training documents gets them above it)
+PSEUDO_QUERY_BUDGET = 20_000
+
+
 def pseudo_queries(
     ws: Workspace, doc_ids: Sequence[str], train_docs: set[int], n: int, encoder: Encoder, progress: bool
 ) -> Augmentation | None:
@@ -134,7 +138,13 @@ def pseudo_queries(
     if n <= 0 or not train_docs:
         return None
     corpus = ws.corpus()
-    chosen = {doc_ids[d]: corpus[doc_ids[d]] for d in sorted(train_docs)}
+    docs = sorted(train_docs)
+    if len(docs) * n > PSEUDO_QUERY_BUDGET:
+        # a fit draws at most max_training_pairs pairs: more pseudo-queries than this would be embedded for nothing
+        keep = np.random.default_rng(0).choice(len(docs), size=PSEUDO_QUERY_BUDGET // n, replace=False)
+        logger.info("pseudo-queries for %d of the %d training documents", len(keep), len(docs))
+        docs = [docs[i] for i in np.sort(keep)]
+    chosen = {doc_ids[d]: corpus[doc_ids[d]] for d in docs}
     generated = offline_queries(chosen, n)
     index = {d: i for i, d in enumerate(doc_ids)}
     texts, rels = [], []

@@ -1,14 +1,16 @@
 """Losses over adapted query vectors and fixed document vectors, and the registry the trainer reads.
 
-:data:`LOSSES` maps a loss name to a :class:`LossSpec`: the step that turns one batch of adapted queries into a loss,
-and whether it needs the negative plan. Adding a loss = one step function + one entry.
+:data:`LOSSES` maps a loss name to a :class:`LossSpec`: how one batch of adapted queries becomes a loss, in two
+halves (``prepare``: what does not depend on the adapter, drawn once per batch and shared by the adapters trained
+together; ``finish``: the loss of one adapter's queries), and whether it needs the negative plan. Adding a loss = a
+prepare and a finish function + one entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,7 +39,13 @@ def contrastive_loss(
     """
     q = F.normalize(queries, dim=-1)
     d = F.normalize(docs, dim=-1)
-    logits = q @ d.T / temperature
+    return softmax_loss(q @ d.T / temperature, target, mask, label_smoothing)
+
+
+def softmax_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (B, C) with the positive at ``target``; ``mask`` True = not a candidate."""
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
     if label_smoothing > 0:
@@ -73,33 +81,41 @@ class BatchInputs:
     pool: torch.Tensor | None
     config: TrainConfig
     rng: np.random.Generator
+    _unit_docs: torch.Tensor | None = None
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.docs.device)
 
+    @property
+    def unit_docs(self) -> torch.Tensor:
+        """The documents normalised once (row-wise, so a gathered row equals the gathered row normalised)."""
+        if self._unit_docs is None:
+            self._unit_docs = F.normalize(self.docs, dim=-1)
+        return self._unit_docs
 
-LossStep = Callable[[BatchInputs, np.ndarray, torch.Tensor], torch.Tensor]
+
+#: the half of a step that does not depend on the adapter: negatives drawn, masks, documents gathered
+LossPrepare = Callable[[BatchInputs, np.ndarray], Any]
+#: the half that does: (inputs, prepared, adapted queries) -> loss
+LossFinish = Callable[[BatchInputs, Any, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    step: LossStep
-    #: the step reads ``BatchInputs.plan`` (always built for it; other losses get one with ``negatives="corpus"``)
+    """A loss as two halves, so that adapters trained together on the same batches share the first."""
+
+    prepare: LossPrepare
+    finish: LossFinish
+    #: it reads ``BatchInputs.plan`` (always built for it; other losses get one with ``negatives="corpus"``)
     needs_plan: bool
 
-
-def _candidates(inputs: BatchInputs, plan: NegativePlan, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns the batch is contrasted against and each pair's target among them."""
-    pos_cols = plan.pair_pos_col[batch]
-    if plan.full:
-        return np.arange(inputs.docs.shape[0]), pos_cols
-    assert plan.hard is not None
-    extra = inputs.rng.integers(inputs.docs.shape[0], size=inputs.config.random_negatives)
-    cols = np.unique(np.concatenate([pos_cols, plan.hard[plan.pair_query[batch]].ravel(), extra]))
-    return cols, np.searchsorted(cols, pos_cols)
+    def step(self, inputs: BatchInputs, batch: np.ndarray, adapted: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch for one adapter."""
+        return self.finish(inputs, self.prepare(inputs, batch), adapted)
 
 
 def _false_negative_mask(plan: NegativePlan, batch: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(batch, cols) True where a column is one of the pair's false negatives (``cols`` sorted)."""
     mask = np.zeros((len(batch), len(cols)), dtype=bool)
     rows, excl = excluded_pairs(plan, batch)
     if len(excl) and plan.full:
@@ -111,24 +127,80 @@ def _false_negative_mask(plan: NegativePlan, batch: np.ndarray, cols: np.ndarray
     return mask
 
 
-def contrastive_step(inputs: BatchInputs, batch: np.ndarray, adapted: torch.Tensor) -> torch.Tensor:
-    """Softmax over the plan's candidates (all training documents, or hard + random ones) with false negatives
-    masked; plus ``symmetric`` x the reverse (document -> query) softmax over the batch."""
+def _hard_mask(plan: NegativePlan, batch: np.ndarray, hard: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """(batch, n_hard) True where a pair's own hard negative must not count: one of its false negatives, its
+    positive, or a column already among the shared candidates (it would be counted twice)."""
+    n_cols = np.int64(max(len(plan.columns), 1))
+    rows, excl = excluded_pairs(plan, batch)
+    codes = np.arange(len(batch), dtype=np.int64)[:, None] * n_cols + hard
+    masked = np.isin(codes, rows * n_cols + excl) if len(excl) else np.zeros(hard.shape, dtype=bool)
+    return masked | (hard == plan.pair_pos_col[batch][:, None]) | np.isin(hard, shared)
+
+
+@dataclass
+class ContrastiveBatch:
+    """What the contrastive loss of a batch needs besides the adapted queries (prepared once, shared by the adapters
+    trained together): the candidate documents (normalised), each pair's target, the mask, and the hard negatives."""
+
+    docs: torch.Tensor  # (candidates, dim) shared by the batch
+    target: torch.Tensor
+    mask: torch.Tensor  # (batch, candidates [+ n_hard]) True = not a candidate
+    hard_docs: torch.Tensor | None  # (batch, n_hard, dim) each pair's own hard negatives, sampled mode only
+    pos_cols: np.ndarray
+
+
+def contrastive_prepare(inputs: BatchInputs, batch: np.ndarray) -> ContrastiveBatch:
+    """Candidates: all training documents (full plan) or, for large corpora, columns shared by the batch (its
+    positives and ``random_negatives`` random documents) plus each query's own hard negatives; false negatives
+    (other positives, near-duplicates of the positive) and hard negatives already shared are masked."""
     plan, config = inputs.plan, inputs.config
     assert plan is not None
-    cols, target = _candidates(inputs, plan, batch)
+    pos_cols = plan.pair_pos_col[batch]
+    if plan.full:
+        cols, target = np.arange(inputs.docs.shape[0]), pos_cols
+        docs = F.normalize(inputs.docs, dim=-1)
+        return ContrastiveBatch(
+            docs,
+            inputs.tensor(target),
+            inputs.tensor(_false_negative_mask(plan, batch, cols)),
+            None,
+            pos_cols,
+        )
+    extra = inputs.rng.integers(inputs.docs.shape[0], size=config.random_negatives)
+    cols = np.unique(np.concatenate([pos_cols, extra]))
+    target, docs = np.searchsorted(cols, pos_cols), inputs.unit_docs.index_select(0, inputs.tensor(cols))
     mask = _false_negative_mask(plan, batch, cols)
-    docs = inputs.docs if plan.full else inputs.docs[inputs.tensor(cols)]
-    target_t = inputs.tensor(target)
-    loss = contrastive_loss(
-        adapted, docs, target_t, inputs.tensor(mask), config.temperature, config.label_smoothing
-    )
+    with torch.no_grad():  # near-duplicates of each positive among the shared columns
+        near = inputs.unit_docs.index_select(0, inputs.tensor(pos_cols)) @ docs.T >= plan.threshold
+    near[torch.arange(len(batch)), inputs.tensor(target)] = False
+    mask |= near.cpu().numpy()
+    assert plan.hard is not None
+    hard = plan.hard[plan.pair_query[batch]]
+    # (batch, n_hard, dim) gathered rows (index_select: ~4x faster than fancy indexing on CPU)
+    hard_docs = inputs.unit_docs.index_select(0, inputs.tensor(hard.ravel())).view(*hard.shape, -1)
+    mask = np.concatenate([mask, _hard_mask(plan, batch, hard, cols)], axis=1)
+    return ContrastiveBatch(docs, inputs.tensor(target), inputs.tensor(mask), hard_docs, pos_cols)
+
+
+def contrastive_finish(
+    inputs: BatchInputs, prepared: ContrastiveBatch, adapted: torch.Tensor
+) -> torch.Tensor:
+    """Softmax cross-entropy over the prepared candidates; plus ``symmetric`` x the reverse (document -> query)
+    softmax over the batch."""
+    config = inputs.config
+    q = F.normalize(adapted, dim=-1)
+    logits = q @ prepared.docs.T
+    if prepared.hard_docs is not None:
+        logits = torch.cat([logits, torch.einsum("bd,bhd->bh", q, prepared.hard_docs)], dim=1)
+    loss = softmax_loss(logits / config.temperature, prepared.target, prepared.mask, config.label_smoothing)
     if config.symmetric > 0:
-        pos_cols = plan.pair_pos_col[batch]
+        pos_cols = prepared.pos_cols
         same_doc = inputs.tensor(pos_cols[:, None] == pos_cols[None, :])
         same_doc.fill_diagonal_(False)
-        arange = torch.arange(len(batch), device=adapted.device)
-        reverse = contrastive_loss(docs[target_t], adapted, arange, same_doc, config.temperature)
+        arange = torch.arange(len(pos_cols), device=adapted.device)
+        reverse = contrastive_loss(
+            prepared.docs[prepared.target], adapted, arange, same_doc, config.temperature
+        )
         loss = loss + config.symmetric * reverse
     return loss
 
@@ -141,8 +213,8 @@ def _random_negatives(n_cols: int, pos: np.ndarray, rng: np.random.Generator) ->
     return picks
 
 
-def triplet_step(inputs: BatchInputs, batch: np.ndarray, adapted: torch.Tensor) -> torch.Tensor:
-    """The notebook's triplet loss against one negative per pair: a pool row, or a random training document."""
+def triplet_prepare(inputs: BatchInputs, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebook's triplet: each pair's positive and one negative (a pool row, or a random training document)."""
     pos = inputs.pair_pos_col[batch]
     positive = inputs.docs[inputs.tensor(pos)]
     if inputs.config.negatives == "pool":
@@ -150,11 +222,17 @@ def triplet_step(inputs: BatchInputs, batch: np.ndarray, adapted: torch.Tensor) 
         negative = inputs.pool[inputs.tensor(inputs.rng.integers(len(inputs.pool), size=len(batch)))]
     else:
         negative = inputs.docs[inputs.tensor(_random_negatives(inputs.docs.shape[0], pos, inputs.rng))]
-    return triplet_loss(adapted, positive, negative, inputs.config.margin)
+    return positive, negative
 
 
-#: every training loss: name -> step (TrainConfig.loss names one of these)
+def triplet_finish(
+    inputs: BatchInputs, prepared: tuple[torch.Tensor, torch.Tensor], adapted: torch.Tensor
+) -> torch.Tensor:
+    return triplet_loss(adapted, *prepared, inputs.config.margin)
+
+
+#: every training loss: name -> its two halves (TrainConfig.loss names one of these)
 LOSSES: dict[str, LossSpec] = {
-    "contrastive": LossSpec(contrastive_step, needs_plan=True),
-    "triplet": LossSpec(triplet_step, needs_plan=False),
+    "contrastive": LossSpec(contrastive_prepare, contrastive_finish, needs_plan=True),
+    "triplet": LossSpec(triplet_prepare, triplet_finish, needs_plan=False),
 }

@@ -9,10 +9,11 @@ non-relevant documents) plus a random sample shared by the batch.
 False negatives are masked: other documents judged relevant for the same query, and near-duplicates of the positive
 (base-model cosine at least ``false_negative_threshold``), which are common in chunked corpora.
 
-Memory and time stay bounded at any size: the near-duplicate pass streams over blocks of positives and training
-documents, hard negatives come from the blockwise search (or an approximate index above
-:data:`qadapter.core.ann.ANN_ABOVE` documents, where near-duplicates are looked for among each positive's
-:data:`NEAR_DUP_NEIGHBOURS` nearest documents), everything else is vectorised. The last plans are memoised by the
+Memory and time stay bounded at any size. In full mode the near-duplicate pass streams over blocks of positives and
+training documents. In sampled mode nothing grows with the square of the corpus: hard negatives come from the
+blockwise search (or an approximate index above :data:`qadapter.core.ann.MINE_ANN_ABOVE` training documents) for the
+queries of the pairs only, near-duplicates are checked where a negative can come from (each query's hard negatives
+here, the batch's shared columns in the loss), everything else is vectorised. The last plans are memoised by the
 identity of the input arrays, so the candidates of one search, which share their training set, mine it once.
 """
 
@@ -24,10 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qadapter.core.ann import nearest, use_ann
+from qadapter.core.ann import MINE_ANN_ABOVE, MINE_NPROBE, nearest
 
-#: with an approximate index, near-duplicates are looked for among this many nearest documents of each positive
-NEAR_DUP_NEIGHBOURS = 16
 #: block sizes of the exact near-duplicate pass (a block of similarities is POS_BLOCK x DOC_BLOCK float32)
 POS_BLOCK, DOC_BLOCK = 1024, 16_384
 #: plans kept in the memo
@@ -45,6 +44,9 @@ class NegativePlan:
     excluded_cols: np.ndarray
     hard: np.ndarray | None  # (n_queries, n_hard) hard-negative columns per query, or None in full mode
     full: bool
+    #: base-model cosine to a positive from which a document is a near-duplicate, never a negative (in sampled mode
+    #: the loss checks the batch's shared columns against it; hard negatives were filtered with it)
+    threshold: float = 0.98
 
     @property
     def excluded(self) -> list[np.ndarray]:
@@ -65,15 +67,30 @@ def plan_negatives(
     n_hard: int = 32,
     false_negative_threshold: float = 0.98,
     ann: str = "auto",
+    columns: np.ndarray | None = None,
 ) -> NegativePlan:
-    """The negative plan of a training set; the same inputs (same array objects, equal pairs) give the memoised plan."""
+    """The negative plan of a training set; the same inputs (same array objects, equal pairs) give the memoised plan.
+
+    ``columns`` (sorted corpus rows) are the documents negatives come from when ``pairs`` are a sample of a larger
+    training set (default: the documents of ``pairs``); it must include every positive of ``pairs``."""
     pairs_arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    digest = hashlib.blake2b(pairs_arr.tobytes(), digest_size=16).hexdigest()
-    key = (id(query_embeddings), id(doc_embeddings), digest, max_full, n_hard, false_negative_threshold, ann)
+    hasher = hashlib.blake2b(pairs_arr.tobytes(), digest_size=16)
+    if columns is not None:
+        hasher.update(np.asarray(columns, dtype=np.int64).tobytes())
+    key = (
+        id(query_embeddings),
+        id(doc_embeddings),
+        hasher.hexdigest(),
+        max_full,
+        n_hard,
+        false_negative_threshold,
+        ann,
+    )
     for held_key, held_q, held_d, plan in _MEMO:
         if held_key == key and held_q is query_embeddings and held_d is doc_embeddings:
             return plan
-    plan = _plan(query_embeddings, doc_embeddings, pairs_arr, max_full, n_hard, false_negative_threshold, ann)
+    settings = (max_full, n_hard, false_negative_threshold, ann)
+    plan = _plan(query_embeddings, doc_embeddings, pairs_arr, settings, columns)
     _MEMO.insert(0, (key, query_embeddings, doc_embeddings, plan))
     del _MEMO[MEMO_SIZE:]
     return plan
@@ -83,43 +100,47 @@ def _plan(
     Q: np.ndarray,
     D: np.ndarray,
     pairs_arr: np.ndarray,
-    max_full: int,
-    n_hard: int,
-    threshold: float,
-    ann: str,
+    settings: tuple[int, int, float, str],
+    columns: np.ndarray | None,
 ) -> NegativePlan:
-    columns, pos_cols = np.unique(pairs_arr[:, 1], return_inverse=True)
+    max_full, n_hard, threshold, ann = settings
+    if columns is None:
+        columns, pos_cols = np.unique(pairs_arr[:, 1], return_inverse=True)
+    else:
+        columns = np.asarray(columns, dtype=np.int64)
+        pos_cols = np.searchsorted(columns, pairs_arr[:, 1])
+        if not np.array_equal(columns[np.minimum(pos_cols, len(columns) - 1)], pairs_arr[:, 1]):
+            raise ValueError("columns must be sorted and include every positive document of the pairs")
     pos_cols = pos_cols.astype(np.int64).reshape(-1)
-    # the training documents themselves when they are the whole corpus: no copy, and an index shared with validation
-    cand = D if len(columns) == len(D) else D[columns]
-    dup_src, dup_dst = _near_duplicates(cand, np.unique(pos_cols), threshold, ann)
-    ptr, flat = _excluded(pairs_arr[:, 0], pos_cols, dup_src, dup_dst, len(columns))
     full = len(columns) <= max_full
-    hard = None if full else _hard_negatives(Q, cand, pairs_arr[:, 0], pos_cols, n_hard, ann)
-    return NegativePlan(columns, pairs_arr[:, 0], pos_cols, ptr, flat, hard, full)
+    hard = None
+    no_dups = np.zeros(0, dtype=np.int64)
+    if full:
+        dup_src, dup_dst = _near_duplicates(D[columns], np.unique(pos_cols), threshold)
+    else:
+        # near-duplicates are checked where they can be drawn: among each query's hard negatives (here) and the
+        # batch's shared columns (in the loss), instead of a pass over all pairs of training documents
+        dup_src, dup_dst = no_dups, no_dups
+        hard = _hard_negatives(Q, D, columns, (pairs_arr[:, 0], pos_cols), n_hard, (ann, threshold))
+    ptr, flat = _excluded(pairs_arr[:, 0], pos_cols, dup_src, dup_dst, len(columns))
+    return NegativePlan(columns, pairs_arr[:, 0], pos_cols, ptr, flat, hard, full, threshold)
 
 
 def _near_duplicates(
-    cand: np.ndarray, positives: np.ndarray, threshold: float, ann: str
+    cand: np.ndarray, positives: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(positive column, other column) pairs with cosine >= ``threshold``, sorted by positive column."""
+    from qadapter.core.vectors import normalize
+
     src: list[np.ndarray] = []
     dst: list[np.ndarray] = []
-    if use_ann(len(cand), ann):
-        idx, scores = nearest(cand[positives], cand, k=NEAR_DUP_NEIGHBOURS, ann=ann)
-        rows, cols = np.nonzero((scores >= threshold) & (idx >= 0))
-        src.append(positives[rows])
-        dst.append(idx[rows, cols])
-    else:
-        from qadapter.core.vectors import normalize
-
-        for ps in range(0, len(positives), POS_BLOCK):
-            block = positives[ps : ps + POS_BLOCK]
-            a = normalize(cand[block])
-            for ds in range(0, len(cand), DOC_BLOCK):
-                rows, cols = np.nonzero(a @ normalize(cand[ds : ds + DOC_BLOCK]).T >= threshold)
-                src.append(block[rows])
-                dst.append(cols + ds)
+    for ps in range(0, len(positives), POS_BLOCK):
+        block = positives[ps : ps + POS_BLOCK]
+        a = normalize(cand[block])
+        for ds in range(0, len(cand), DOC_BLOCK):
+            rows, cols = np.nonzero(a @ normalize(cand[ds : ds + DOC_BLOCK]).T >= threshold)
+            src.append(block[rows])
+            dst.append(cols + ds)
     s = np.concatenate(src) if src else np.zeros(0, dtype=np.int64)
     d = np.concatenate(dst) if dst else np.zeros(0, dtype=np.int64)
     keep = s != d
@@ -159,25 +180,61 @@ def _excluded(
 
 
 def _hard_negatives(
-    Q: np.ndarray, cand: np.ndarray, pair_q: np.ndarray, pos_cols: np.ndarray, n_hard: int, ann: str
+    Q: np.ndarray,
+    D: np.ndarray,
+    columns: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray],
+    n_hard: int,
+    search: tuple[str, float],
 ) -> np.ndarray:
-    """Per query: its ``n_hard`` best-ranked training documents that are not its positives (random columns when
-    too few are left)."""
+    """Per query row (rows without pairs get zeros, never read): its ``n_hard`` best-ranked training documents that
+    are neither its positives nor near-duplicates of them (random columns when too few are left). Only the queries
+    of the pairs are searched, over the whole corpus (one index shared with validation and evaluation; documents
+    without training queries are skipped)."""
+    pair_q, pos_cols = pairs
+    ann, threshold = search
     n_queries = int(pair_q.max()) + 1
-    k = min(n_hard + 8, len(cand))
-    idx, _ = nearest(Q[:n_queries], cand, k=k, ann=ann)
+    mined = np.unique(pair_q)
+    at = np.searchsorted(mined, pair_q)
+    share = len(columns) / max(len(D), 1)
+    k = min(int(np.ceil((n_hard + 8) / share)), len(D))
+    rows, _ = nearest(Q[mined], D, k=k, ann=ann, above=MINE_ANN_ABOVE, nprobe=MINE_NPROBE)
+    col_of = np.full(len(D) + 1, -1, dtype=np.int64)  # row -1 (an index's padding) maps to -1 as well
+    col_of[columns] = np.arange(len(columns))
+    idx = col_of[rows]
     bad = idx < 0
-    np.logical_or.at(bad, pair_q, idx[pair_q] == pos_cols[:, None])
+    np.logical_or.at(
+        bad, at, (idx[at] == pos_cols[:, None]) | _similar(D, columns, idx[at], pos_cols, threshold)
+    )
     order = np.argsort(bad, axis=1, kind="stable")[:, :n_hard]
     picks = np.take_along_axis(idx, order, axis=1)
     short = np.take_along_axis(bad, order, axis=1)
     if picks.shape[1] < n_hard:
         pad = n_hard - picks.shape[1]
-        picks = np.concatenate([picks, np.zeros((n_queries, pad), dtype=np.int64)], axis=1)
-        short = np.concatenate([short, np.ones((n_queries, pad), dtype=bool)], axis=1)
+        picks = np.concatenate([picks, np.zeros((len(mined), pad), dtype=np.int64)], axis=1)
+        short = np.concatenate([short, np.ones((len(mined), pad), dtype=bool)], axis=1)
     rng = np.random.default_rng(0)
-    picks[short] = rng.integers(len(cand), size=int(short.sum()))
-    return picks.astype(np.int64)
+    picks[short] = rng.integers(len(columns), size=int(short.sum()))
+    hard = np.zeros((n_queries, n_hard), dtype=np.int64)
+    hard[mined] = picks
+    return hard
+
+
+def _similar(
+    D: np.ndarray, columns: np.ndarray, idx: np.ndarray, pos_cols: np.ndarray, threshold: float
+) -> np.ndarray:
+    """(pairs, k) True where the candidate column ``idx`` has base-model cosine >= ``threshold`` with the pair's
+    positive (computed in blocks of pairs: a block gathers block x k document vectors)."""
+    from qadapter.core.vectors import normalize
+
+    out = np.zeros(idx.shape, dtype=bool)
+    step = max(1, 65_536 // max(1, idx.shape[1]))
+    for start in range(0, len(idx), step):
+        cols = np.maximum(idx[start : start + step], 0)
+        pos = normalize(D[columns[pos_cols[start : start + step]]])
+        docs = normalize(D[columns[cols.ravel()]]).reshape(*cols.shape, -1)
+        out[start : start + step] = np.einsum("pkd,pd->pk", docs, pos) >= threshold
+    return out
 
 
 def excluded_pairs(plan: NegativePlan, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -245,7 +245,7 @@ def fit_recipe(
 
 
 #: training queries whose top-k scores fit the score mapping (a sample: the mapping has 201 knots)
-SCORE_SCALE_QUERIES = 5000
+SCORE_SCALE_QUERIES = 2000
 
 
 def score_scale(adapter: Adapter, data: TrainingData, seed: int) -> dict[str, Any]:

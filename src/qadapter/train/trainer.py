@@ -12,12 +12,13 @@ import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from qadapter.adapters import Adapter
-from qadapter.core.ann import use_ann
+from qadapter.core.ann import MINE_ANN_ABOVE, MINE_NPROBE, use_ann
 from qadapter.core.device import cpu_threads, resolve_device
 from qadapter.core.progress import progress as progress_bar
 from qadapter.errors import QadapterError
@@ -35,6 +36,9 @@ MIN_STEPS_PER_EPOCH = 16
 #: with at least MANY_THREADS_MIN_CORES cores; otherwise one thread (on 2 shared cores two torch threads made a 2,000
 #: document fit 4.6x slower in wall time than its CPU time under load: spinning threads that wait for each other)
 MANY_THREADS_ABOVE = 50_000_000
+#: validation queries per part scored after each epoch above MINE_ANN_ABOVE documents (the curve is approximate there;
+#: what picks the winner of a search is the selection's judgement, on whole validation parts)
+MONITOR_QUERIES_LARGE = 500
 MANY_THREADS_MIN_CORES = 4
 
 
@@ -44,10 +48,12 @@ class FitResult:
     history: History
     best_epoch: int
     best_val: float | None
-    #: training pairs, and how many of them each epoch used (fewer when ``max_pairs_per_epoch`` sampled them)
+    #: training pairs given, and how many of them each epoch used (fewer when ``max_pairs_per_epoch`` sampled them)
     n_pairs: int = 0
     pairs_per_epoch: int = 0
     device: str = "cpu"
+    #: the pairs epochs were drawn from: all of them, or a fixed sample (see :func:`budget_pairs`)
+    pairs_drawn_from: int = 0
 
 
 def _schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -87,13 +93,86 @@ def fit(
     ``config.epochs``. ``device`` overrides ``config.device``; ``plan`` is a negative plan already made for these
     inputs (otherwise :func:`plan_negatives` makes or reuses one).
     """
-    config = config or TrainConfig()
-    pairs_arr = _check_inputs(query_embeddings, doc_embeddings, pairs, config, negative_pool)
-    target = resolve_device(device or config.device)
-    with _torch_threads(_threads_for(config, doc_embeddings, pairs_arr, target)):
-        trainer = _Trainer(query_embeddings, doc_embeddings, pairs_arr, config, negative_pool, target, plan)
-        validator = _Validator(val, doc_embeddings, config, weights, target) if val else None
-        return trainer.run(epochs, validator, monitor_only, progress)
+    options = FitOptions(val, negative_pool, epochs, weights, monitor_only, progress, device, plan)
+    return fit_together(query_embeddings, doc_embeddings, pairs, [config or TrainConfig()], options)[0]
+
+
+#: what may differ between configs trained together: what the adapter is, not how batches are made
+MEMBER_FIELDS = ("kind", "hidden", "init", "identity_reg")
+
+
+@dataclass
+class FitOptions:
+    """The keyword options of :func:`fit`, shared by every config of :func:`fit_together`."""
+
+    val: Mapping[str, RowQueries] | None = None
+    negative_pool: np.ndarray | None = None
+    epochs: int | None = None
+    weights: Mapping[str, float] | None = None
+    monitor_only: bool = False
+    progress: bool = False
+    device: str | None = None
+    plan: NegativePlan | None = None
+
+
+def can_train_together(configs: Sequence[TrainConfig]) -> bool:
+    """Whether ``configs`` differ only in :data:`MEMBER_FIELDS` (so they can share batches and negatives)."""
+    first = configs[0]
+    same = {name: getattr(first, name) for name in MEMBER_FIELDS}
+    return all(c.replace(**same) == first for c in configs[1:])
+
+
+def fit_together(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    configs: Sequence[TrainConfig],
+    options: FitOptions | None = None,
+) -> list[FitResult]:
+    """Train several configs that differ only in :data:`MEMBER_FIELDS` on the same batches: each step's negatives,
+    masks and gathered documents are prepared once and every adapter takes its own optimiser step on them. Each
+    result is the one :func:`fit` gives for that config alone with the same seed (the batches, random negatives and
+    initialisation are drawn in the same order); the work that does not depend on the adapter is paid once."""
+    options = options or FitOptions()
+    if not configs or not can_train_together(configs):
+        raise ValueError(f"configs trained together may differ only in {', '.join(MEMBER_FIELDS)}")
+    config = configs[0]
+    pairs_arr = _check_inputs(query_embeddings, doc_embeddings, pairs, config, options.negative_pool)
+    target = resolve_device(options.device or config.device)
+    columns = np.unique(pairs_arr[:, 1])
+    used = budget_pairs(pairs_arr, config)
+    with _torch_threads(_threads_for(config, doc_embeddings, columns, target)):
+        trainer = _Trainer(
+            query_embeddings,
+            doc_embeddings,
+            used,
+            configs,
+            options.negative_pool,
+            target,
+            (options.plan, columns),
+        )
+        validator = (
+            _Validator(options.val, doc_embeddings, config, options.weights, target) if options.val else None
+        )
+        results = trainer.run(options.epochs, validator, options.monitor_only, options.progress)
+    for result in results:
+        result.n_pairs, result.pairs_drawn_from = len(pairs_arr), len(used)
+    return results
+
+
+def budget_pairs(pairs: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """The pairs a fit draws its epochs from: all of them, or a fixed random sample of ``max_training_pairs`` (fewer
+    when ``epochs x max_pairs_per_epoch`` draws could not reach that many), so that neither mining negatives nor the
+    fit grows with the training set."""
+    budgets = [config.max_training_pairs]
+    if config.max_pairs_per_epoch:
+        budgets.append(config.max_pairs_per_epoch * config.epochs)
+    budget = min(b for b in budgets if b) if any(budgets) else 0
+    if not budget or len(pairs) <= budget:
+        return pairs
+    keep = np.sort(np.random.default_rng(config.seed).choice(len(pairs), size=budget, replace=False))
+    logger.info("%d training pairs: the fit draws from a sample of %d", len(pairs), budget)
+    return pairs[keep]
 
 
 def _check_inputs(
@@ -115,19 +194,21 @@ def _check_inputs(
         raise QadapterError(f"query embeddings have dimension {Q.shape[1]}, documents {D.shape[1]}")
     if config.loss not in LOSSES:
         raise QadapterError(f"unknown loss '{config.loss}'; valid losses: {', '.join(LOSSES)}")
-    if config.max_pairs_per_epoch < 0 or config.max_val_queries < 0:
-        raise QadapterError("max_pairs_per_epoch and max_val_queries must be >= 0 (0 = all)")
+    if min(config.max_pairs_per_epoch, config.max_val_queries, config.max_training_pairs) < 0:
+        raise QadapterError(
+            "max_pairs_per_epoch, max_training_pairs and max_val_queries must be >= 0 (0 = all)"
+        )
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def _threads_for(config: TrainConfig, D: np.ndarray, pairs: np.ndarray, device: str) -> int:
+def _threads_for(config: TrainConfig, D: np.ndarray, columns: np.ndarray, device: str) -> int:
     """One torch thread for small problems (measured faster on 2 shared cores), all of them for big matmuls."""
     if device != "cpu":
         return torch.get_num_threads()
-    n_cols = len(np.unique(pairs[:, 1]))
+    n_cols = len(columns)
     if n_cols > config.max_full_negatives:
-        n_cols = config.batch_size * (config.hard_negatives + 1) + config.random_negatives
-    work = min(config.batch_size, len(pairs)) * n_cols * D.shape[1]
+        n_cols = config.batch_size + config.hard_negatives + config.random_negatives
+    work = config.batch_size * n_cols * D.shape[1]
     cores = cpu_threads()
     return cores if work > MANY_THREADS_ABOVE and cores >= MANY_THREADS_MIN_CORES else 1
 
@@ -142,37 +223,70 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _unit_rows(D: np.ndarray, rows: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """``normalize(D[rows])`` as one float32 array, filled block by block (no second full-size temporary)."""
+    from qadapter.core.vectors import normalize
+
+    out = np.empty((len(rows), D.shape[1]), dtype=np.float32)
+    for start in range(0, len(rows), block):
+        out[start : start + block] = normalize(D[rows[start : start + block]])
+    return out
+
+
 def _to(array: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
 
 
+class _Member:
+    """One adapter of a fit: its module, optimiser, schedule, early-stopping tracker and history."""
+
+    def __init__(self, config: TrainConfig, dim: int, device: str, steps: int, monitor_only: bool) -> None:
+        torch.manual_seed(config.seed)
+        self.config = config
+        self.module = build_module(config.kind, dim, hidden=config.hidden, init=config.init).to(device)
+        self.optimizer = torch.optim.AdamW(
+            self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
+        )
+        self.scheduler = _schedule(self.optimizer, config.warmup_steps, steps)
+        self.tracker = _Tracker(self.module, monitor_only, config.patience)
+        self.history = History(val_metric=config.val_metric)
+        self.active, self.loss_sum = True, 0.0
+
+    def step(self, loss: torch.Tensor, original: torch.Tensor, adapted: torch.Tensor) -> float:
+        if self.config.identity_reg > 0:
+            loss = loss + self.config.identity_reg * identity_penalty(adapted, original)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+
 class _Trainer:
-    """The module, optimiser, schedule and device tensors of one fit."""
+    """The device tensors, batches and negatives of one fit, shared by its members (one per config)."""
 
     def __init__(
         self,
         Q: np.ndarray,
         D: np.ndarray,
         pairs: np.ndarray,
-        config: TrainConfig,
+        configs: Sequence[TrainConfig],
         pool: np.ndarray | None,
         device: str,
-        plan: NegativePlan | None,
+        plan: tuple[NegativePlan | None, np.ndarray],
     ) -> None:
-        torch.manual_seed(config.seed)
+        config = configs[0]
         self.rng = np.random.default_rng(config.seed)
-        self.config, self.device, self.dim = config, device, int(D.shape[1])
+        self.config, self.configs, self.device, self.dim = config, list(configs), device, int(D.shape[1])
         self.Q = _to(Q, device)
-        self.module = build_module(config.kind, self.dim, hidden=config.hidden, init=config.init).to(device)
-        self.optimizer = torch.optim.AdamW(
-            self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
-        )
         self.n_pairs = len(pairs)
         self.per_epoch = min(self.n_pairs, config.max_pairs_per_epoch or self.n_pairs)
         self.batch_size = min(config.batch_size, max(16, -(-self.per_epoch // MIN_STEPS_PER_EPOCH)))
-        steps_per_epoch = -(-self.per_epoch // self.batch_size)
-        self.scheduler = _schedule(self.optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
+        self.steps = -(-self.per_epoch // self.batch_size) * config.epochs
         self.pair_q, self.inputs = self._batch_inputs(Q, D, pairs, pool, plan)
+        self.members: list[_Member] = []
 
     def _batch_inputs(
         self,
@@ -180,9 +294,10 @@ class _Trainer:
         D: np.ndarray,
         pairs: np.ndarray,
         pool: np.ndarray | None,
-        plan: NegativePlan | None,
+        given: tuple[NegativePlan | None, np.ndarray],
     ) -> tuple[np.ndarray, BatchInputs]:
         config = self.config
+        plan, columns = given
         if LOSSES[config.loss].needs_plan or config.negatives == "corpus":
             plan = plan or plan_negatives(
                 Q,
@@ -192,9 +307,14 @@ class _Trainer:
                 n_hard=config.hard_negatives,
                 false_negative_threshold=config.false_negative_threshold,
                 ann=config.ann,
+                columns=columns if len(columns) > len(np.unique(pairs[:, 1])) else None,
             )
-            docs = _to(D if len(plan.columns) == len(D) else D[plan.columns], self.device)
             pair_q, pair_c = plan.pair_query, plan.pair_pos_col
+            if not plan.full:  # sampled mode reads only normalised rows: one normalised copy, nothing else
+                docs = _to(_unit_rows(D, plan.columns), self.device)
+                inputs = BatchInputs(docs, pair_c, plan, None, config, self.rng, _unit_docs=docs)
+                return pair_q, inputs
+            docs = _to(D if len(plan.columns) == len(D) else D[plan.columns], self.device)
         else:
             plan, docs = None, _to(D, self.device)
             pair_q, pair_c = pairs[:, 0], pairs[:, 1]
@@ -203,57 +323,69 @@ class _Trainer:
 
     def run(
         self, epochs: int | None, validator: _Validator | None, monitor_only: bool, progress: bool
-    ) -> FitResult:
+    ) -> list[FitResult]:
         config = self.config
-        history = History(val_metric=config.val_metric)
-        tracker = _Tracker(self.module, monitor_only, config.patience)
+        self.members = [_Member(c, self.dim, self.device, self.steps, monitor_only) for c in self.configs]
         if validator is not None:
-            tracker.start(validator.score(self.module, history), history)
+            for m in self.members:
+                m.tracker.start(validator.score(m.module, m.history), m.history)
         n_epochs = min(epochs or config.epochs, config.epochs)
-        bar = progress_bar(n_epochs, f"training {config.kind}", "epoch", progress)
-        self.module.train()
+        kinds = "+".join(c.kind for c in self.configs)
+        bar = progress_bar(n_epochs, f"training {kinds}", "epoch", progress)
         for epoch in range(1, n_epochs + 1):
-            history.epochs.append(epoch)
-            history.train_loss.append(self.fit_epoch())
+            self.fit_epoch(epoch)
             bar.update(1)
             if validator is not None:
-                current = validator.score(self.module, history)
-                history.val.append(current)
-                bar.set_postfix({config.val_metric: f"{current:.4f}"})
-                if tracker.update(epoch, current):
-                    break
+                self._validate(validator, epoch, bar)
+            if not any(m.active for m in self.members):
+                break
         bar.close()
-        best_epoch = tracker.finish(history, validator is not None)
-        self.module.eval()
-        adapter = to_adapter(self.module.cpu(), config.kind, self.dim, {"training": config.to_dict()})
-        best_val = None if validator is None else float(tracker.best_val)
-        return FitResult(adapter, history, best_epoch, best_val, self.n_pairs, self.per_epoch, self.device)
+        return [self._result(m, validator) for m in self.members]
 
-    def fit_epoch(self) -> float:
-        """One pass over this epoch's pairs (all of them, or a ``max_pairs_per_epoch`` sample): the mean loss."""
+    def _validate(self, validator: _Validator, epoch: int, bar: Any) -> None:
+        for m in self.members:
+            if m.active:
+                current = validator.score(m.module, m.history)
+                m.history.val.append(current)
+                m.active = not m.tracker.update(epoch, current)
+        if len(self.members) == 1:
+            bar.set_postfix({self.config.val_metric: f"{self.members[0].history.val[-1]:.4f}"})
+
+    def _result(self, m: _Member, validator: _Validator | None) -> FitResult:
+        best_epoch = m.tracker.finish(m.history, validator is not None)
+        m.module.eval()
+        adapter = to_adapter(m.module.cpu(), m.config.kind, self.dim, {"training": m.config.to_dict()})
+        best_val = None if validator is None else float(m.tracker.best_val)
+        return FitResult(adapter, m.history, best_epoch, best_val, self.n_pairs, self.per_epoch, self.device)
+
+    def fit_epoch(self, epoch: int) -> None:
+        """One pass over this epoch's pairs (all of them, or a ``max_pairs_per_epoch`` sample) for every member still
+        training; each records its mean loss."""
         order = self.rng.permutation(self.n_pairs)[: self.per_epoch]
-        total = 0.0
+        active = [m for m in self.members if m.active]
+        for m in active:
+            m.module.train()
+            m.loss_sum = 0.0
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            total += self.step(batch) * len(batch)
-        return total / len(order)
+            for m, loss in zip(active, self.step(batch, active), strict=True):
+                m.loss_sum += loss * len(batch)
+        for m in active:
+            m.history.epochs.append(epoch)
+            m.history.train_loss.append(m.loss_sum / len(order))
 
-    def step(self, batch: np.ndarray) -> float:
+    def step(self, batch: np.ndarray, members: Sequence[_Member]) -> list[float]:
         config = self.config
+        spec = LOSSES[config.loss]
         original = self.Q[torch.from_numpy(self.pair_q[batch]).to(self.device)]
         if config.input_noise > 0:
             original = original + config.input_noise * torch.randn_like(original)
-        adapted = self.module(original)
-        loss = LOSSES[config.loss].step(self.inputs, batch, adapted)
-        if config.identity_reg > 0:
-            loss = loss + config.identity_reg * identity_penalty(adapted, original)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), config.grad_clip, foreach=True)
-        self.optimizer.step()
-        self.scheduler.step()
-        return float(loss.detach())
+        prepared = spec.prepare(self.inputs, batch)
+        out = []
+        for m in members:
+            adapted = m.module(original)
+            out.append(m.step(spec.finish(self.inputs, prepared, adapted), original, adapted))
+        return out
 
 
 class _Tracker:
@@ -311,17 +443,24 @@ class _Validator:
 
         self.metric, self.weights, self.device = config.val_metric, weights, device
         self.depth = metric_depth([self.metric])
-        self.parts = {name: _sample(part, config.max_val_queries, config.seed) for name, part in val.items()}
+        large = use_ann(len(D), config.ann, above=MINE_ANN_ABOVE)
+        limit = min(config.max_val_queries, MONITOR_QUERIES_LARGE) if large else config.max_val_queries
+        self.parts = {name: _sample(part, limit, config.seed) for name, part in val.items()}
         self.queries = {name: _to(q, device) for name, (q, _) in self.parts.items()}
         self.D = D
-        self.index = None if use_ann(len(D), config.ann) else TorchIndex(D, device)
+        # the per-epoch curve uses the approximate index from MINE_ANN_ABOVE documents (what picks the winner of a
+        # search, the selection's judgement, stays exact up to ANN_ABOVE)
         self.ann = config.ann
+        self.index = None if use_ann(len(D), config.ann, above=MINE_ANN_ABOVE) else TorchIndex(D, device)
 
     def _ranking(self, adapted: torch.Tensor) -> np.ndarray:
         if self.index is None:
             from qadapter.core.ann import nearest
 
-            return nearest(adapted.cpu().numpy(), self.D, k=self.depth, ann=self.ann)[0]
+            queries = adapted.cpu().numpy()
+            return nearest(
+                queries, self.D, k=self.depth, ann=self.ann, above=MINE_ANN_ABOVE, nprobe=MINE_NPROBE
+            )[0]
         return self.index.search(adapted, self.depth)[0].cpu().numpy()
 
     def score(self, module: torch.nn.Module, history: History) -> float:
