@@ -258,3 +258,31 @@ def test_pseudo_queries_are_embedded_for_a_sample_of_documents_past_the_budget(
     sampled = training_data.pseudo_queries(ws, doc_ids, set(range(N_DOCS)), 2, encoder, False)
     assert sampled is not None and len({d for r in sampled.rels for d in r}) == 20
     assert len(sampled.rels) <= 40
+
+
+def test_a_shrunk_winner_records_its_candidate_config_and_shrinkage(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cross-fitted search can pick ``linear-reg1@0.5`` (linear-reg1 shrunk halfway to the identity): the record
+    keeps linear-reg1's config and the shrinkage, and the learning curve is drawn for that map, shrunk."""
+    from qadapter.train import stage
+
+    real_select, real_curve = stage.select, stage.draw_learning_curve
+    curve_calls: list[tuple[str, float]] = []
+
+    def select_shrunk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        result = real_select(*args, **kwargs)
+        result.chosen = "linear-reg1@0.5"
+        return result
+
+    def curve(pick, *args, shrinkage=1.0, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        curve_calls.append((pick.name, shrinkage))
+        return real_curve(pick, *args, shrinkage=shrinkage, **kwargs)
+
+    monkeypatch.setattr(stage, "select", select_shrunk)
+    monkeypatch.setattr(stage, "draw_learning_curve", curve)
+    result = train(ws, ["gen-train", "log-train"], pseudo_queries=0)
+    training = result.adapter.config["training"]
+    assert training["selected"] == "linear-reg1@0.5" and training["shrinkage"] == 0.5
+    assert training["config"]["kind"] == "linear" and training["config"]["identity_reg"] == 1.0
+    assert curve_calls == [("linear-reg1", 0.5)] and result.learning_curve

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.train.crossfit import shrink
 from qadapter.train.objectives import part_weights
 from qadapter.train.selection import (
     Augmentation,
@@ -33,9 +34,12 @@ def learning_curve(
     rels: list[dict[int, int]],
     rules: SelectionRules,
     augmentation: Augmentation | None = None,
+    *,
+    shrinkage: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Validation metric (parts weighed as ``rules.objective`` weighs them) at 10%, 25%, 50% and all of the fitting
-    queries; empty when there is no validation data, the chosen candidate is the identity, or there are more than
+    queries, each map shrunk toward the identity by ``shrinkage`` (when the search chose a shrunk one); empty when
+    there is no validation data, the chosen candidate is the identity, or there are more than
     :data:`CURVE_MAX_QUERIES` fitting queries."""
     fit_rows, parts = validation_split(rels, seed=rules.seed)
     if not parts or chosen.method == "identity":
@@ -65,6 +69,8 @@ def learning_curve(
         rows = shuffled[: max(2, int(round(fraction * len(shuffled))))]
         Q_sub, pairs = training_set(Q, rows, rels, augmentation)
         adapter, _, _ = _fit_candidate(chosen, Q_sub, D, pairs, None)
+        if shrinkage != 1.0:
+            adapter = shrink(adapter, shrinkage)
         n_real = sum(1 for q in rows for g in rels[q].values() if g > 0)
         curve.append(
             {

@@ -23,6 +23,7 @@ from qadapter.encoders import Encoder, get_encoder
 from qadapter.errors import QadapterError
 from qadapter.train import data as training_data
 from qadapter.train.config import History, TrainConfig
+from qadapter.train.crossfit import split_name
 from qadapter.train.curve import learning_curve as draw_learning_curve
 from qadapter.train.data import TrainingData
 from qadapter.train.objectives import resolve_objective
@@ -207,13 +208,13 @@ def run_search(
         augmentation=extras,
         progress=progress,
     )
-    pick = next(
-        (c for c in candidates if c.name == selection.chosen and c.method != "identity"), candidates[1]
-    )
+    # a cross-fitted search may pick a linear map shrunk toward the identity: "linear-reg1@0.5"
+    base_name, shrinkage = split_name(selection.chosen)
+    pick = next((c for c in candidates if c.name == base_name and c.method != "identity"), candidates[1])
     curve: list[dict[str, Any]] = []
     if options.learning_curve:
-        curve = draw_learning_curve(pick, data.Q, data.D, data.rels, rules, extras)
-    chosen_config = next((c.config for c in candidates if c.name == selection.chosen and c.config), None)
+        curve = draw_learning_curve(pick, data.Q, data.D, data.rels, rules, extras, shrinkage=shrinkage)
+    chosen_config = next((c.config for c in candidates if c.name == base_name and c.config), None)
     return Outcome(
         selection.adapter,
         selection.chosen,
@@ -282,6 +283,8 @@ def record_config(
             "recipe": options.recipe,
             "objective": resolve_objective(options.objective, data.coverage) if searched else None,
             "selected": outcome.chosen,
+            # the chosen map shrunk toward the identity, I + a (W - I) (1: as fitted)
+            "shrinkage": split_name(outcome.chosen)[1] if searched else 1.0,
             "reason": outcome.reason,
             "config": outcome.config.to_dict() if outcome.config else None,
             "negatives": str(options.negatives) if options.negatives else "training documents",
