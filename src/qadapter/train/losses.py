@@ -158,7 +158,7 @@ def contrastive_prepare(inputs: BatchInputs, batch: np.ndarray) -> ContrastiveBa
     pos_cols = plan.pair_pos_col[batch]
     if plan.full:
         cols, target = np.arange(inputs.docs.shape[0]), pos_cols
-        docs = F.normalize(inputs.docs, dim=-1)
+        docs = inputs.unit_docs  # normalised once per fit, not once per step
         return ContrastiveBatch(
             docs,
             inputs.tensor(target),

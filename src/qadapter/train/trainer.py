@@ -164,12 +164,10 @@ def budget_pairs(pairs: np.ndarray, config: TrainConfig) -> np.ndarray:
     """The pairs a fit draws its epochs from: all of them, or a fixed random sample of ``max_training_pairs`` (fewer
     when ``epochs x max_pairs_per_epoch`` draws could not reach that many), so that neither mining negatives nor the
     fit grows with the training set."""
-    budgets = [config.max_training_pairs]
-    if config.max_pairs_per_epoch:
-        budgets.append(config.max_pairs_per_epoch * config.epochs)
-    budget = min(b for b in budgets if b) if any(budgets) else 0
-    if not budget or len(pairs) <= budget:
+    limits = [b for b in (config.max_training_pairs, config.max_pairs_per_epoch * config.epochs) if b]
+    if not limits or len(pairs) <= min(limits):
         return pairs
+    budget = min(limits)
     keep = np.sort(np.random.default_rng(config.seed).choice(len(pairs), size=budget, replace=False))
     logger.info("%d training pairs: the fit draws from a sample of %d", len(pairs), budget)
     return pairs[keep]
@@ -307,7 +305,7 @@ class _Trainer:
                 n_hard=config.hard_negatives,
                 false_negative_threshold=config.false_negative_threshold,
                 ann=config.ann,
-                columns=columns if len(columns) > len(np.unique(pairs[:, 1])) else None,
+                columns=columns,
             )
             pair_q, pair_c = plan.pair_query, plan.pair_pos_col
             if not plan.full:  # sampled mode reads only normalised rows: one normalised copy, nothing else
@@ -451,7 +449,7 @@ class _Validator:
         # the per-epoch curve uses the approximate index from MINE_ANN_ABOVE documents (what picks the winner of a
         # search, the selection's judgement, stays exact up to ANN_ABOVE)
         self.ann = config.ann
-        self.index = None if use_ann(len(D), config.ann, above=MINE_ANN_ABOVE) else TorchIndex(D, device)
+        self.index = None if large else TorchIndex(D, device)
 
     def _ranking(self, adapted: torch.Tensor) -> np.ndarray:
         if self.index is None:
