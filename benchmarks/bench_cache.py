@@ -16,7 +16,10 @@ Run from the repository root::
 
     python benchmarks/bench_cache.py [--sizes 100000 1000000] [--batch 8192]
 
-Writes ``benchmarks/results/cache.json`` and ``cache.md``.
+Writes ``benchmarks/results/cache.json`` and ``cache.md``. At 10M vectors only what scales is worth the hours
+(reading all 10M into one float32 array is 14.3 GiB)::
+
+    python benchmarks/bench_cache.py --sizes 10000000 --layouts v2-float16 --phases write stream --name cache_10m
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DIM = 384
 MODEL = "bench-model"
 LAYOUTS = ("v1-sqlite-blob", "v2-float32", "v2-float16")
+PHASES = ("write", "read-all", "stream")
 
 
 def texts_of(n: int) -> list[str]:
@@ -153,6 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="write always runs")
+    parser.add_argument("--name", default="cache", help="results file name (without extension)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -161,11 +168,15 @@ def main() -> None:
         return
     rows = []
     for n in args.sizes:
-        for layout in LAYOUTS:
+        for layout in args.layouts:
             with tempfile.TemporaryDirectory(dir=RESULTS.parent.parent / ".work") as tmp:
                 folder = Path(tmp)
                 row: dict[str, Any] = {"layout": layout, "n": n}
-                for phase in ("write", "read-all") + (("stream",) if layout != "v1-sqlite-blob" else ()):
+                for phase in PHASES:
+                    if phase != "write" and phase not in args.phases:
+                        continue
+                    if phase == "stream" and layout == "v1-sqlite-blob":
+                        continue
                     row[phase] = child(layout, n, phase, folder, args.batch)
                 row["size_mib"] = size_mib(folder)
                 print(json.dumps(row), flush=True)
@@ -173,7 +184,7 @@ def main() -> None:
     quality = float16_retrieval()
     print(json.dumps(quality), flush=True)
     command = "python benchmarks/bench_cache.py " + " ".join(sys.argv[1:])
-    write(rows, quality, command, args.batch)
+    write(rows, quality, command, args.batch, args.name)
 
 
 def projection(rows: list[dict[str, Any]]) -> list[str]:
@@ -199,13 +210,13 @@ def projection(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, batch: int) -> None:
+def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, batch: int, name: str) -> None:
     import os
     import platform
 
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cache.json").write_text(
+    (RESULTS / f"{name}.json").write_text(
         json.dumps({"command": command, "machine": machine, "rows": rows, "float16": quality}, indent=2)
         + "\n"
     )
@@ -220,21 +231,23 @@ def write(rows: list[dict[str, Any]], quality: dict[str, Any], command: str, bat
         "| layout | vectors | write s | write peak MiB | read-all s | read-all peak MiB | stream s | stream peak MiB | size MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    blank = {"seconds": "", "peak_rss_mib": ""}
     for r in rows:
-        stream = r.get("stream", {"seconds": "", "peak_rss_mib": ""})
+        stream, read = r.get("stream", blank), r.get("read-all", blank)
         lines.append(
             f"| {r['layout']} | {r['n']:,} | {r['write']['seconds']} | {r['write']['peak_rss_mib']} | "
-            f"{r['read-all']['seconds']} | {r['read-all']['peak_rss_mib']} | {stream['seconds']} | "
+            f"{read['seconds']} | {read['peak_rss_mib']} | {stream['seconds']} | "
             f"{stream['peak_rss_mib']} | {r['size_mib']} |"
         )
-    lines += projection(rows)
+    if max(r["n"] for r in rows) < 10_000_000:
+        lines += projection(rows)
     lines += [
         "",
         f"float16 storage vs float32 ({quality['data']}): top-10 overlap {quality['top10_overlap']}, "
         f"hit@10 {quality['hit@10_float32']} (float32) vs {quality['hit@10_float16']} (float16).",
         "",
     ]
-    (RESULTS / "cache.md").write_text("\n".join(lines))
+    (RESULTS / f"{name}.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,14 @@ def default_fit(ws: Any, split: str, holdout: bool = False) -> Any:
         stage.SelectionRules = original  # type: ignore[misc]
 
 
+def set_crossfit_epochs(epochs: int | None) -> None:
+    """Make ``qadapter.train.train`` cross-fit with ``epochs`` (None: the candidates' own) in this process."""
+    from qadapter.train import stage
+    from qadapter.train.selection import SelectionRules
+
+    stage.SelectionRules = functools.partial(SelectionRules, crossfit_epochs=epochs)  # type: ignore[misc]
+
+
 def scores(ws: Any, test: str, adapter: Any) -> dict[str, Any]:
     from qadapter.evaluate import evaluate
 
@@ -316,8 +324,16 @@ def main() -> None:
     parser.add_argument(
         "--quality", action="store_true", help="also run bench_quality.py's issue-11 settings"
     )
+    parser.add_argument(
+        "--crossfit-epochs",
+        type=int,
+        default=None,
+        help="epochs of cross-fitted fits (0: the candidates' own); results go to a file named after it",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.crossfit_epochs is not None:
+        set_crossfit_epochs(args.crossfit_epochs or None)
     torch.set_num_threads(1)
     machine = machine_note()
     ws = Workspace(copy_workspace(args.data, "appleqa", args.work))
@@ -331,6 +347,8 @@ def main() -> None:
     machine["load_average_end"] = machine_note()["load_average_start"]
     result["machine"] = machine
     name = "small_data_dev_select" if args.dev else "small_data"
+    if args.crossfit_epochs is not None:
+        name += f"_crossfit_epochs_{args.crossfit_epochs or 'own'}"
     write_results(args.out, name, result, markdown(result))
     print(result["summary"])
 

@@ -560,11 +560,11 @@ def test_default_recipe_through_the_cli_on_a_planted_task(
     assert code == 0, err
     trained = strict_json(out)
     assert trained["chosen"] != "identity"
-    # 200 training queries are cross-fitted: the small space, each linear map also shrunk (name@a)
+    # 200 training queries are cross-fitted: the small space, each trained linear map also shrunk (name@a)
     from qadapter.train.crossfit import split_name
 
     tried = {split_name(c["name"])[0] for c in trained["candidates"]}
-    assert tried == set(default_candidates_names(small=True)) and len(trained["candidates"]) == 11
+    assert tried == set(default_candidates_names(small=True)) and len(trained["candidates"]) == 9
     code, out, err = call(["evaluate", str(ws.path), "--adapter", str(adapter), "--json"], capsys)
     assert code == 0, err
     results = strict_json(out)

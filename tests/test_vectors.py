@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from qadapter.core.vectors import normalize, search, search_run
+from qadapter.core.vectors import normalize, rank_of_best, search, search_run
 
 
 def _full_matrix_top(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,3 +59,39 @@ def test_search_run_names_documents() -> None:
     d = np.eye(3, dtype=np.float32)
     run = search_run(["q1"], np.array([[0.0, 1.0, 0.1]], dtype=np.float32), ["a", "b", "c"], d, k=2)
     assert list(run["q1"]) == ["b", "c"]
+
+
+def test_rank_of_best_counts_the_documents_above_the_best_relevant_one() -> None:
+    rng = np.random.default_rng(3)
+    docs = rng.normal(size=(700, 24)).astype(np.float32) * rng.uniform(0.5, 2.0, size=(700, 1)).astype(
+        np.float32
+    )
+    queries = rng.normal(size=(90, 24)).astype(np.float32)
+    relevant = np.full((90, 3), -1, dtype=np.int64)
+    for i in range(90):
+        relevant[i, : 1 + i % 3] = rng.choice(700, 1 + i % 3, replace=False)
+    relevant[7] = -1  # no relevant document: ranks last
+    idx, _ = search(queries, docs, k=700)
+    expected = np.array(
+        [
+            1 + min(list(idx[i]).index(d) for d in row if d >= 0) if (row >= 0).any() else 700
+            for i, row in enumerate(relevant)
+        ]
+    )
+    # small blocks, so that both loops run several times and the last blocks are partial
+    got = rank_of_best(queries, docs, relevant, batch_size=16, doc_batch_size=128)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(rank_of_best(queries, docs, relevant), expected)
+
+
+def test_log_ranks_is_minus_the_log_of_the_rank_of_the_best_relevant_document() -> None:
+    from qadapter.train.validation import log_ranks
+
+    rng = np.random.default_rng(4)
+    docs = rng.normal(size=(50, 8)).astype(np.float32)
+    queries = docs[[3, 10, 20]] + 0.01 * rng.normal(size=(3, 8)).astype(np.float32)
+    # each query is nearly its own document: rank 1 for that one; another document's rank is found by sorting
+    sims = normalize(queries[2:]) @ normalize(docs).T
+    other = int(np.argsort(-sims[0])[4])  # the fifth best for the third query
+    values = log_ranks(queries, docs, [{3: 1}, {10: 2, 11: 1}, {other: 1}])
+    np.testing.assert_allclose(values, [0.0, 0.0, -np.log(5.0)], atol=1e-12)

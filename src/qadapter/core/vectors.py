@@ -187,6 +187,43 @@ def search(
     return _search_numpy(q, doc_embeddings, norms, k, batch_size, max(doc_batch_size, k))
 
 
+#: similarities closer than this count as a tie (:func:`rank_of_best`)
+TIE = 1e-6
+
+
+def rank_of_best(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray,
+    relevant: np.ndarray,
+    *,
+    batch_size: int = QUERY_BLOCK,
+    doc_batch_size: int = DOC_BLOCK,
+) -> np.ndarray:
+    """The rank (1 = first) among all documents of each query's best-scoring relevant document: one more than the
+    number of documents scoring higher by cosine similarity (by more than ``1e-6``, so that the relevant document
+    never outranks itself through rounding). ``relevant``: (queries, width) document rows,
+    padded with -1; a query without any ranks last (``len(doc_embeddings)``). Streams over blocks of documents like
+    :func:`search` (exact, whatever the corpus size)."""
+    q = normalize(query_embeddings)
+    n_docs = len(doc_embeddings)
+    norms = row_norms(doc_embeddings)
+    valid = relevant >= 0
+    rows = np.where(valid, relevant, 0)
+    rel_docs = np.asarray(doc_embeddings[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)
+    rel_scores = np.einsum("qd,qrd->qr", q, rel_docs) / norms[rows]
+    best = np.where(valid, rel_scores, -np.inf).max(1) if rows.shape[1] else np.full(len(q), -np.inf)
+    above = np.zeros(len(q), dtype=np.int64)
+    for ds in range(0, n_docs, doc_batch_size):
+        block = (
+            np.asarray(doc_embeddings[ds : ds + doc_batch_size], dtype=np.float32)
+            / norms[ds : ds + doc_batch_size, None]
+        )
+        for qs in range(0, len(q), batch_size):
+            sims = q[qs : qs + batch_size] @ block.T
+            above[qs : qs + batch_size] += (sims > best[qs : qs + batch_size, None] + TIE).sum(1)
+    return np.where(valid.any(1), above + 1, n_docs)
+
+
 def search_run(
     query_ids: Sequence[str],
     query_embeddings: np.ndarray,

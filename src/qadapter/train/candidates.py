@@ -21,13 +21,18 @@ from qadapter.train.validation import RowQueries
 @dataclass(frozen=True)
 class Candidate:
     """One thing to try: a trained config, a closed-form fit (``ridge``/``procrustes``), or the ``identity``.
-    ``small``: also tried on training sets small enough to be cross-fitted (:mod:`qadapter.train.crossfit`)."""
+    ``small``: also tried on training sets small enough to be cross-fitted (:mod:`qadapter.train.crossfit`), where a
+    linear map is also judged shrunk toward the identity by each factor of ``shrinkage`` (``None``: the selection
+    rules' factors), and a ``favoured`` candidate's rows share most of the false-ship rate
+    (``SelectionRules.favoured_share``), so they need less confidence than the others."""
 
     name: str
     method: str = "sgd"  # sgd | ridge | procrustes | identity
     config: TrainConfig | None = None
     params: dict[str, Any] = field(default_factory=dict)
     small: bool = True
+    shrinkage: tuple[float, ...] | None = None
+    favoured: bool = False
 
     @property
     def kind(self) -> str:
@@ -68,10 +73,18 @@ def _search_space(base: TrainConfig) -> list[Candidate]:
         # never qualified there either, but it stays: on a planted rotation with 200 training queries it is the best
         # map (tests/test_evaluate_pipeline.py)
         Candidate("linear", config=base.replace(kind="linear"), small=False),
-        Candidate("linear-reg1", config=base.replace(kind="linear", identity_reg=1.0)),
-        Candidate("linear-reg3", config=base.replace(kind="linear", identity_reg=3.0)),
+        # favoured: the only candidates (with their shrunk rows) that won on small development training sets
+        Candidate("linear-reg1", config=base.replace(kind="linear", identity_reg=1.0), favoured=True),
+        Candidate("linear-reg3", config=base.replace(kind="linear", identity_reg=3.0), favoured=True),
+        # The MLP stays on small training sets: on a planted full rotation with 200 training queries it is the only
+        # candidate that retrieves well (tests/test_evaluate_pipeline.py).
         Candidate("mlp-512", config=base.replace(kind="mlp", hidden=512)),
-        Candidate("ridge", "ridge", params={"lam": 1.0}),
+        # shrinkage=(): ridge is judged unshrunk on small training sets. Its shrunk rows never won on 10 AppleQA-120
+        # development draws (the unshrunk map lost on every draw) and every row judged raises the bar the others
+        # must clear: a linear map shipped on 8 draws without them, on 7 with them
+        # (benchmarks/results/small_data_judge.md). Ridge itself stays: on a planted rotation with 100 training
+        # queries it is the one candidate that recovers the map (tests/test_crossfit.py).
+        Candidate("ridge", "ridge", params={"lam": 1.0}, shrinkage=()),
     ]
 
 

@@ -11,7 +11,9 @@ Each candidate is fitted on the rest with its whole schedule and judged once, at
 (nothing is picked per epoch, so the judges are not flattered by having chosen the epoch).
 
 Training sets below ``SelectionRules.crossfit_below`` queries are judged by cross-fitting instead
-(:mod:`qadapter.train.crossfit`): every training query judges once, with the same parts and rules.
+(:mod:`qadapter.train.crossfit`): every training query judges once, with the same parts and rules, except that the
+confidence comes from each query's log-rank of its relevant document (a finer score than the metric) against
+bars that count the rows judged.
 
 Objectives (what the winner maximises):
 

@@ -7,6 +7,7 @@ fit one recipe), draw the learning curve, record the config, save.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from qadapter.encoders import Encoder, get_encoder
 from qadapter.errors import QadapterError
 from qadapter.train import data as training_data
 from qadapter.train.config import History, TrainConfig
-from qadapter.train.crossfit import split_name
+from qadapter.train.crossfit import small_schedule, split_name
 from qadapter.train.curve import learning_curve as draw_learning_curve
 from qadapter.train.data import TrainingData
 from qadapter.train.objectives import resolve_objective
@@ -198,6 +199,8 @@ def run_search(
         coverage=data.coverage,
         seed=options.seed,
     )
+    if "epochs" in overrides:  # an explicit --epochs holds for cross-fitted fits too
+        rules = dataclasses.replace(rules, crossfit_epochs=None)
     selection = select(
         data.Q,
         data.D,
@@ -210,6 +213,8 @@ def run_search(
     )
     # a cross-fitted search may pick a linear map shrunk toward the identity: "linear-reg1@0.5"
     base_name, shrinkage = split_name(selection.chosen)
+    if "epochs" in selection.validation:  # cross-fitted: every fit, the shipped one too, ran that many epochs
+        candidates = small_schedule(candidates, rules)
     pick = next((c for c in candidates if c.name == base_name and c.method != "identity"), candidates[1])
     curve: list[dict[str, Any]] = []
     if options.learning_curve:

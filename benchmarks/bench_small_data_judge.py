@@ -1,0 +1,315 @@
+"""How cross-fitting should judge 120 training questions (issue 11), on development splits only.
+
+With one question for each of 120 chunks, every cross-fitted judgement is about a chunk its fit never saw, and the
+real gains of a shrunk map there are small (+0.01 to +0.03 MRR@10): MRR@10's own z rarely clears the family-wise
+bar. This study asks which per-query score and which set of table rows give a selection the power to ship such a
+map while still shipping nothing on pure-noise labels. Everything is carved from AppleQA's *training* questions
+(``bench_small_data.py --dev``: 120 chunks get one of their questions 1-12, questions 13-16 of every chunk are the
+development test; draw seeds offset by 100); ``qrels/test.tsv`` is never read.
+
+Per draw, every row of the default search (all candidates, linear maps also shrunk by 0.25 and 0.5) is cross-fitted
+as :mod:`qadapter.train.crossfit` does (4 folds, the same fits and epochs), and each held-out question gets several
+per-query scores of its mapped vector:
+
+- ``mrr@10``: the metric; ``rr``: reciprocal rank without a cutoff;
+- ``log-rank``: ``-log(rank)`` of the relevant chunk among all chunks (:func:`qadapter.train.validation.log_ranks`);
+- ``likelihood``: the log softmax probability of the relevant chunk at temperature 0.05.
+
+A rule = a score and a set of rows: a row qualifies when that score's z clears the max-T bar of
+:func:`qadapter.train.crossfit.family_z` over the set (min z 2) and its MRR@10 gain is positive with no harm
+(z >= -1); the qualifying row with the largest MRR@10 gain ships. The shipped rule splits the bar
+(:func:`qadapter.train.crossfit.family_bars`): the trained linear rows share 80% or 90% of one test's false-ship
+rate, the MLP and ridge the rest. Per rule: how many draws ship, the mean MRR@10 and
+hit@10 gain on the development test (0 where the identity ships), and how many ``--noise`` draws (the same questions
+with every label replaced by a random chunk) ship anything.
+
+Run from the repository root::
+
+    python benchmarks/bench_small_data_judge.py [--draws 10] [--noise 20] [--work .work/small]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_quality import (
+    DEFAULT_DATA,
+    RESULTS,
+    command_line,
+    copy_workspace,
+    machine_line,
+    machine_note,
+    write_results,
+)
+from bench_small_data import draw_split
+
+SCORES = ("mrr@10", "rr", "log-rank", "likelihood")
+TEMPERATURE = 0.05
+LINEAR = [
+    "linear-reg1",
+    "linear-reg1@0.25",
+    "linear-reg1@0.5",
+    "linear-reg3",
+    "linear-reg3@0.25",
+    "linear-reg3@0.5",
+]
+#: shares of the false-ship rate given to the trained linear rows (the shipped rule: 0.9, SelectionRules)
+SHARES = (0.8, 0.9)
+ROW_SETS = {
+    "all rows (before)": [*LINEAR, "mlp-512", "ridge", "ridge@0.25", "ridge@0.5"],
+    "no shrunk ridge": [*LINEAR, "mlp-512", "ridge"],  # the shipped rows (the shipped bars: split, SHARES)
+    "no MLP, no shrunk ridge": [*LINEAR, "ridge"],
+    "trained linear only": LINEAR,
+}
+
+
+def per_query_scores(Qm: np.ndarray, D: np.ndarray, rels: list[dict[int, int]]) -> dict[str, np.ndarray]:
+    from qadapter.core.vectors import normalize
+    from qadapter.train.validation import log_ranks
+
+    sims = normalize(Qm) @ normalize(D).T
+    best = np.array([max(sims[i, d] for d in r) for i, r in enumerate(rels)])
+    rank = 1 + (sims > best[:, None] + 1e-6).sum(1)
+    logits = sims / TEMPERATURE
+    top = logits.max(1, keepdims=True)
+    lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
+    rel_mass = np.array(
+        [np.log(np.exp(logits[i, list(r)] - top[i]).sum()) + top[i, 0] for i, r in enumerate(rels)]
+    )
+    return {
+        "mrr@10": np.where(rank <= 10, 1.0 / rank, 0.0),
+        "hit@10": (rank <= 10).astype(float),
+        "rr": 1.0 / rank,
+        "log-rank": log_ranks(Qm, D, rels),
+        "likelihood": rel_mass - lse,
+    }
+
+
+def cross_fitted(ws: Any, split: str, noise_seed: int | None) -> dict[str, Any]:
+    """Out-of-fold scores of every default row on ``split`` (labels randomised with ``noise_seed``), with the base
+    model's scores, the training data, its pseudo-queries and the candidates."""
+    from qadapter.encoders import get_encoder
+    from qadapter.train import stage
+    from qadapter.train.candidates import _fit_candidates, default_candidates, training_set
+    from qadapter.train.crossfit import make_folds, small_schedule
+    from qadapter.train.judging import SelectionRules
+    from qadapter.train.options import TrainOptions
+    from qadapter.train.recipes import recipe_config
+
+    encoder = get_encoder()
+    data = stage.training_data.load_training_data(ws, [split], encoder, False)
+    extras = stage.prepare_extras(ws, data, TrainOptions.create(split=split), encoder, False)
+    rels = data.rels
+    if noise_seed is not None:
+        rels, extras = noise_labels(len(rels), len(data.doc_ids), noise_seed), None
+    # every default candidate but the unregularised linear map (never tried on small sets), with cross-fitting's epochs
+    everything = [c for c in default_candidates(recipe_config("default", seed=0)) if c.name != "linear"]
+    candidates = small_schedule(everything, SelectionRules())
+    folds = make_folds(rels, 4, 0)
+    moved: dict[str, np.ndarray] = {}
+    for f in range(folds.k):
+        held = np.flatnonzero(folds.fold == f)
+        Q_fit, pairs = training_set(data.Q, np.flatnonzero(folds.fold != f).tolist(), rels, extras)
+        fitted = _fit_candidates(candidates, Q_fit, data.D, pairs, None, None, False)
+        for name, adapter in rows_of(candidates, fitted).items():
+            moved.setdefault(name, np.zeros_like(data.Q))[held] = adapter.transform(data.Q[held])
+    return {
+        "oof": {name: per_query_scores(Qm, data.D, rels) for name, Qm in moved.items()},
+        "base": per_query_scores(data.Q, data.D, rels),
+        "data": data,
+        "extras": extras,
+        "candidates": candidates,
+    }
+
+
+def rows_of(candidates: list[Any], fitted: dict[str, Any]) -> dict[str, Any]:
+    from qadapter.train.crossfit import shrink
+
+    out = {}
+    for cand in candidates:
+        if cand.method == "identity":
+            continue
+        adapter = fitted[cand.name][0]
+        out[cand.name] = adapter
+        if cand.kind == "linear":
+            for a in (0.25, 0.5):
+                out[f"{cand.name}@{a:g}"] = shrink(adapter, a)
+    return out
+
+
+def dev_gains(
+    ws: Any, test: str, data: Any, extras: Any, candidates: list[Any]
+) -> dict[str, dict[str, float]]:
+    """MRR@10 and hit@10 gains on the development test of every row, refitted on all 120 questions."""
+    from qadapter.encoders import get_encoder
+    from qadapter.train import stage
+    from qadapter.train.candidates import _fit_candidates, training_set
+
+    test_data = stage.training_data.load_training_data(ws, [test], get_encoder(), False)
+    Q_all, pairs = training_set(data.Q, range(len(data.rels)), data.rels, extras)
+    fitted = _fit_candidates(candidates, Q_all, data.D, pairs, None, None, False)
+    base = per_query_scores(test_data.Q, data.D, test_data.rels)
+    out = {}
+    for name, adapter in rows_of(candidates, fitted).items():
+        s = per_query_scores(adapter.transform(test_data.Q), data.D, test_data.rels)
+        out[name] = {m: round(float((s[m] - base[m]).mean()), 4) for m in ("mrr@10", "hit@10")}
+    return out
+
+
+def decide(base: dict[str, np.ndarray], oof: dict[str, Any], rows: list[str], score: str) -> str | None:
+    from qadapter.train.crossfit import family_z
+
+    n = len(base["mrr@10"])
+    diffs = [oof[r][score] - base[score] for r in rows]
+    bar = family_z(diffs, {"new": np.arange(n)}, {"new": 1.0}, 2.0, 0)
+    ok = []
+    for r, d in zip(rows, diffs, strict=True):
+        z = d.mean() / (d.std(ddof=1) / np.sqrt(n)) if d.std() > 0 else 0.0
+        m = oof[r]["mrr@10"] - base["mrr@10"]
+        mz = m.mean() / (m.std(ddof=1) / np.sqrt(n)) if m.std() > 0 else 0.0
+        if z >= bar and m.mean() > 0 and mz >= -1:
+            ok.append((float(m.mean()), r))
+    return max(ok)[1] if ok else None
+
+
+def main() -> None:
+    import torch
+
+    from qadapter.data.workspace import Workspace
+    from qadapter.embedding import embed_workspace
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, default=Path(".work/small"))
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--noise", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    machine = machine_note()
+    ws = Workspace(copy_workspace(args.data, "appleqa", args.work))
+    embed_workspace(ws, ["train"])
+    draws, noise = [], []
+    for seed in range(args.draws):
+        split, test = draw_split(ws, seed, dev=True)
+        fit = cross_fitted(ws, split, None)
+        gains = dev_gains(ws, test, fit["data"], fit["extras"], fit["candidates"])
+        picks = rule_picks(fit)
+        draws.append({"draw": seed, "picks": picks, "dev_gains": gains})
+        print("draw", seed, {k: v for k, v in picks.items() if k.startswith("log-rank")}, flush=True)
+    for seed in range(args.noise):
+        split, _ = draw_split(ws, seed, dev=True)
+        picks = rule_picks(cross_fitted(ws, split, seed))
+        noise.append({"seed": seed, "picks": picks})
+        print("noise", seed, [k for k, v in picks.items() if v], flush=True)
+    machine["load_average_end"] = machine_note()["load_average_start"]
+    result = {
+        "command": command_line("bench_small_data_judge.py"),
+        "machine": machine,
+        "draws": draws,
+        "noise": noise,
+        "summary": summary(draws, noise),
+    }
+    write_results(args.out, "small_data_judge", result, markdown(result))
+
+
+def decide_split(base: dict[str, np.ndarray], oof: dict[str, Any], share: float) -> str | None:
+    """The shipped rule: log-rank z against two bars (:func:`qadapter.train.crossfit.family_bars`), the trained
+    linear rows sharing ``share`` of the false-ship rate and the MLP and ridge the rest."""
+    from qadapter.train.crossfit import family_bars, split_name
+    from qadapter.train.judging import SelectionRules
+
+    rows = ROW_SETS["no shrunk ridge"]
+    n = len(base["mrr@10"])
+    diffs = {r: oof[r]["log-rank"] - base["log-rank"] for r in rows}
+    favoured = {"linear-reg1", "linear-reg3"}
+    judges = ({"new": np.arange(n)}, {"new": 1.0})
+    bars = family_bars(diffs, favoured, judges, SelectionRules(favoured_share=share))
+    ok = []
+    for r in rows:
+        z, m = zscore(diffs[r]), oof[r]["mrr@10"] - base["mrr@10"]
+        if z >= bars[split_name(r)[0] in favoured] and m.mean() > 0 and zscore(m) >= -1:
+            ok.append((float(m.mean()), r))
+    return max(ok)[1] if ok else None
+
+
+def zscore(d: np.ndarray) -> float:
+    return float(d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))) if d.std() > 0 else 0.0
+
+
+def rule_picks(fit: dict[str, Any]) -> dict[str, str | None]:
+    """What each rule ships on one cross-fitted draw: each score x row set with one bar, then the split bars."""
+    from qadapter.train.judging import SelectionRules
+
+    picks = {
+        f"{s} | {k}": decide(fit["base"], fit["oof"], rows, s) for s in SCORES for k, rows in ROW_SETS.items()
+    }
+    for share in SHARES:
+        shipped = " (shipped)" if share == SelectionRules().favoured_share else ""
+        picks[f"log-rank | no shrunk ridge, {share:.0%} to trained linear rows{shipped}"] = decide_split(
+            fit["base"], fit["oof"], share
+        )
+    return picks
+
+
+def noise_labels(n_queries: int, n_docs: int, seed: int) -> list[dict[int, int]]:
+    rng = np.random.default_rng(1000 + seed)
+    return [{int(rng.integers(n_docs)): 1} for _ in range(n_queries)]
+
+
+def summary(draws: list[dict[str, Any]], noise: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for rule in draws[0]["picks"]:
+        picks = [d["picks"][rule] for d in draws]
+        gains = [
+            d["dev_gains"][p] if p else {"mrr@10": 0.0, "hit@10": 0.0}
+            for d, p in zip(draws, picks, strict=True)
+        ]
+        out.append(
+            {
+                "rule": rule,
+                "shipped": sum(p is not None for p in picks),
+                "draws": len(draws),
+                "mrr@10": round(float(np.mean([g["mrr@10"] for g in gains])), 4),
+                "hit@10": round(float(np.mean([g["hit@10"] for g in gains])), 4),
+                "noise_shipped": sum(n["picks"][rule] is not None for n in noise),
+                "noise_draws": len(noise),
+            }
+        )
+    return out
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "# How cross-fitting judges 120 training questions (development splits only)",
+        "",
+        f"Command: `{result['command']}`. Machine: {machine_line(result['machine'])}",
+        "",
+        "AppleQA, 120 chunks with one of their training questions 1-12 per draw; development test = questions 13-16 "
+        "of every chunk. A rule = the per-query score whose z must clear the family-wise bar, and the rows judged "
+        "(see the script's docstring). Gains are mean MRR@10 / hit@10 gains on the development test over the draws "
+        "(0 where the identity ships); noise = draws with random labels that shipped a map.",
+        "",
+        "| score | rows | shipped | dev MRR@10 gain | dev hit@10 gain | noise shipped |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for s in result["summary"]:
+        score, rows = s["rule"].split(" | ")
+        lines.append(
+            f"| {score} | {rows} | {s['shipped']}/{s['draws']} | {s['mrr@10']:+.4f} | {s['hit@10']:+.4f} | "
+            f"{s['noise_shipped']}/{s['noise_draws']} |"
+        )
+    lines += ["", "## Per draw (dev gains of every row, refitted on the 120 questions)", ""]
+    names = list(result["draws"][0]["dev_gains"])
+    lines += ["| draw | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for d in result["draws"]:
+        cells = " | ".join(f"{d['dev_gains'][n]['mrr@10']:+.4f}" for n in names)
+        lines.append(f"| {d['draw']} | {cells} |")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
