@@ -651,3 +651,24 @@ def test_run_with_the_real_bundled_model(tmp_path: Path) -> None:
     assert adapter.kind == "linear"
     again = run(ws.path, recipe="contrastive")
     assert f"adapter exists: {result.adapter}" in again.steps
+
+
+@pytest.mark.parametrize("epochs", [None, 3])
+def test_a_cross_fitted_search_records_the_epochs_its_fits_ran(tmp_path: Path, epochs: int | None) -> None:
+    """200 training queries are cross-fitted: every fit runs 8 epochs (``SelectionRules.crossfit_epochs``) and the
+    record says so; an explicit ``epochs`` holds for every fit instead."""
+    from qadapter.train import train
+
+    ws = planted_workspace(tmp_path / "ws")
+    overrides = {} if epochs is None else {"epochs": epochs}
+    result = train(ws, "train", learning_curve=False, **overrides)
+    validation = result.adapter.config["training"]["validation"]
+    assert validation["scheme"] == "crossfit" and result.chosen != "identity"
+    expected = 8 if epochs is None else epochs
+    assert validation.get("epochs") == (None if epochs else 8)
+    trained = [
+        c for c in result.adapter.config["training"]["candidates"] if c["params"].get("method") == "sgd"
+    ]
+    assert trained and {c["params"]["epochs"] for c in trained} == {expected}
+    # the shipped map (the MLP on this rotation) was refitted with the same schedule, and the record says so
+    assert result.chosen == "mlp-512" and result.adapter.config["training"]["config"]["epochs"] == expected
