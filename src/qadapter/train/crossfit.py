@@ -260,21 +260,27 @@ def _cross_fit(
     augmentation: Augmentation | None,
 ) -> list[_OutOfFold]:
     """Fit every candidate without each fold (trained candidates together where they can share batches) and score
-    that fold's queries: per candidate one row for its map and one per shrinkage of a linear map."""
+    that fold's queries: per candidate one row for its map and one per shrinkage of a linear map. All rows of a
+    fold are scored in one pass over the documents (one search, one rank count), not one pass per row."""
     rows = {c.name: _rows(c, rules, len(rels)) for c in candidates}
     for f in range(folds.k):
         held = np.flatnonzero(folds.fold == f)
         Q_fit, pairs = training_set(Q, np.flatnonzero(folds.fold != f).tolist(), rels, augmentation)
         fitted = _fit_candidates(candidates, Q_fit, D, pairs, None, pool, False)
-        held_rels = [rels[q] for q in held.tolist()]
+        scored: list[tuple[_OutOfFold, np.ndarray]] = []
         for cand in candidates:
             adapter, _, epochs, seconds = fitted[cand.name]
             maps = [adapter] + [shrink(adapter, row.params["shrink"]) for row in rows[cand.name][1:]]
             for row, mapped in zip(rows[cand.name], maps, strict=True):
-                moved = mapped.transform(Q[held])
-                row.scores[held] = per_query(moved, D, held_rels, [rules.metric])[rules.metric]
-                row.evidence[held], row.epochs = log_ranks(moved, D, held_rels), epochs
+                scored.append((row, mapped.transform(Q[held])))
+                row.epochs = epochs
             rows[cand.name][0].seconds += seconds
+        held_rels = [rels[q] for q in held.tolist()] * len(scored)
+        moved = np.concatenate([m for _, m in scored])
+        values = per_query(moved, D, held_rels, [rules.metric])[rules.metric].reshape(len(scored), len(held))
+        evidence = log_ranks(moved, D, held_rels).reshape(len(scored), len(held))
+        for (row, _), v, e in zip(scored, values, evidence, strict=True):
+            row.scores[held], row.evidence[held] = v, e
     return [row for c in candidates for row in rows[c.name]]
 
 
