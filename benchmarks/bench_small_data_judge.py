@@ -31,6 +31,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,13 @@ ROW_SETS = {
 
 
 def per_query_scores(Qm: np.ndarray, D: np.ndarray, rels: list[dict[int, int]]) -> dict[str, np.ndarray]:
+    """Every score of the study per query; the ranks are the shipped rule's (:func:`log_ranks`)."""
     from qadapter.core.vectors import normalize
     from qadapter.train.validation import log_ranks
 
-    sims = normalize(Qm) @ normalize(D).T
-    best = np.array([max(sims[i, d] for d in r) for i, r in enumerate(rels)])
-    rank = 1 + (sims > best[:, None] + 1e-6).sum(1)
-    logits = sims / TEMPERATURE
+    log_rank = log_ranks(Qm, D, rels)
+    rank = np.rint(np.exp(-log_rank))
+    logits = normalize(Qm) @ normalize(D).T / TEMPERATURE
     top = logits.max(1, keepdims=True)
     lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
     rel_mass = np.array(
@@ -83,7 +84,7 @@ def per_query_scores(Qm: np.ndarray, D: np.ndarray, rels: list[dict[int, int]]) 
         "mrr@10": np.where(rank <= 10, 1.0 / rank, 0.0),
         "hit@10": (rank <= 10).astype(float),
         "rr": 1.0 / rank,
-        "log-rank": log_ranks(Qm, D, rels),
+        "log-rank": log_rank,
         "likelihood": rel_mass - lse,
     }
 
@@ -160,17 +161,27 @@ def dev_gains(
 
 
 def decide(base: dict[str, np.ndarray], oof: dict[str, Any], rows: list[str], score: str) -> str | None:
+    """One max-T bar over ``rows`` for ``score``."""
     from qadapter.train.crossfit import family_z
 
     n = len(base["mrr@10"])
-    diffs = [oof[r][score] - base[score] for r in rows]
-    bar = family_z(diffs, {"new": np.arange(n)}, {"new": 1.0}, 2.0, 0)
+    bar = family_z([oof[r][score] - base[score] for r in rows], {"new": np.arange(n)}, {"new": 1.0}, 2.0, 0)
+    return qualifying(base, oof, rows, score, lambda _: bar)
+
+
+def qualifying(
+    base: dict[str, np.ndarray],
+    oof: dict[str, Any],
+    rows: list[str],
+    score: str,
+    bar_of: Callable[[str], float],
+) -> str | None:
+    """The row that ships: ``score``'s z clears the row's bar, MRR@10 gains with no harm (z >= -1); the largest
+    MRR@10 gain among those."""
     ok = []
-    for r, d in zip(rows, diffs, strict=True):
-        z = d.mean() / (d.std(ddof=1) / np.sqrt(n)) if d.std() > 0 else 0.0
+    for r in rows:
         m = oof[r]["mrr@10"] - base["mrr@10"]
-        mz = m.mean() / (m.std(ddof=1) / np.sqrt(n)) if m.std() > 0 else 0.0
-        if z >= bar and m.mean() > 0 and mz >= -1:
+        if zscore(oof[r][score] - base[score]) >= bar_of(r) and m.mean() > 0 and zscore(m) >= -1:
             ok.append((float(m.mean()), r))
     return max(ok)[1] if ok else None
 
@@ -228,12 +239,7 @@ def decide_split(base: dict[str, np.ndarray], oof: dict[str, Any], share: float)
     favoured = {"linear-reg1", "linear-reg3"}
     judges = ({"new": np.arange(n)}, {"new": 1.0})
     bars = family_bars(diffs, favoured, judges, SelectionRules(favoured_share=share))
-    ok = []
-    for r in rows:
-        z, m = zscore(diffs[r]), oof[r]["mrr@10"] - base["mrr@10"]
-        if z >= bars[split_name(r)[0] in favoured] and m.mean() > 0 and zscore(m) >= -1:
-            ok.append((float(m.mean()), r))
-    return max(ok)[1] if ok else None
+    return qualifying(base, oof, rows, "log-rank", lambda r: bars[split_name(r)[0] in favoured])
 
 
 def zscore(d: np.ndarray) -> float:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -315,15 +314,10 @@ def confidence_parts(
 
 
 def weighted_z(diff: np.ndarray, parts: dict[str, np.ndarray], weights: dict[str, float]) -> float:
-    """The z of the parts' weighted mean of per-query gains ``diff`` (as :func:`~qadapter.train.judging.table_row`
-    weighs the metric)."""
-    total = sum(weights.get(p, 0.0) for p in parts)
-    gain = var = 0.0
-    for p, rows in parts.items():
-        w, d = weights.get(p, 0.0) / total, diff[rows]
-        gain += w * float(d.mean())
-        var += w**2 * (float(d.var(ddof=1)) / len(d) if len(d) > 1 else 0.0)
-    return gain / math.sqrt(var) if var > 0 else 0.0
+    """The z of the parts' weighted mean of per-query gains ``diff`` (weighed as
+    :func:`~qadapter.train.judging.table_row` weighs the metric)."""
+    gain, se = judging.weighted_gain({p: diff[rows] for p, rows in parts.items()}, weights)
+    return gain / se if se > 0 else 0.0
 
 
 def family_bars(
@@ -370,7 +364,7 @@ def family_z(
     the normal approximation behind one z is poor."""
     if not diffs:
         return min_z
-    alpha = 0.5 * math.erfc(min_z / math.sqrt(2.0))  # one-sided tail of min_z
+    alpha = NormalDist().cdf(-min_z)  # one-sided tail of min_z
     signs = np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=(draws, len(diffs[0])))
     matrix = np.stack(diffs)  # (rows, queries)
     total = sum(weights.get(p, 0.0) for p in parts)

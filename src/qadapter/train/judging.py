@@ -115,22 +115,27 @@ def table_row(
         "chosen": False,
         "z_part": {},
     }
-    means, variances = [], []
+    diffs = {part: values - base[part] for part, values in scores.items()}
     for part, values in scores.items():
-        diff = values - base[part]
+        diff = diffs[part]
         row["val"][part] = float(values.mean())
         row["gain"][part] = float(diff.mean())
         sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
         row["z_part"][part] = float(diff.mean() / (sd / np.sqrt(len(diff)))) if sd > 0 else 0.0
-        means.append(diff.mean())
-        variances.append(diff.var(ddof=1) / len(diff) if len(diff) > 1 else 0.0)
-    w = np.array([weights.get(n, 0.0) for n in scores])
-    w = w / w.sum()
-    gain = float(np.dot(w, means))
-    se = float(np.sqrt(np.dot(w**2, variances)))
+    gain, se = weighted_gain(diffs, weights)
     row["mean_gain"] = gain
     row["z"] = gain / se if se > 0 else (0.0 if gain == 0 else float("inf"))
     return row
+
+
+def weighted_gain(diffs: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[float, float]:
+    """The parts' mean paired gains ``diffs`` averaged with ``weights`` (normalised over the parts given), and the
+    standard error of that average."""
+    means = [d.mean() for d in diffs.values()]
+    variances = [d.var(ddof=1) / len(d) if len(d) > 1 else 0.0 for d in diffs.values()]
+    w = np.array([weights.get(n, 0.0) for n in diffs])
+    w = w / w.sum()
+    return float(np.dot(w, means)), float(np.sqrt(np.dot(w**2, variances)))
 
 
 def _eligible(row: dict[str, Any], rules: SelectionRules) -> bool:
