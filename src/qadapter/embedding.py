@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.core.device import DEFAULT_PRECISION
 from qadapter.data.lock import workspace_lock
 from qadapter.data.types import Qrels
 from qadapter.data.workspace import Workspace
@@ -154,19 +155,21 @@ def embed_workspace(
     model: str | Encoder | None = None,
     progress: bool = False,
     device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     cache_dtype: str = "float32",
     engine: str = "local",
 ) -> tuple[EmbeddedCorpus, dict[str, EmbeddedQueries]]:
     """Embed the corpus and the queries of ``splits`` (default: all splits) into the workspace cache.
 
-    ``device`` places a model given by name (``auto|cpu|cuda|mps``); ``cache_dtype`` is how new vectors are stored;
-    ``engine`` is where encoding runs (``local``, or ``ray`` for a Ray Data actor pool).
+    ``device`` places a model given by name (``auto|cpu|cuda|mps``) and ``precision`` is the dtype it computes in
+    (``float32|float16|bfloat16``; vectors of each precision are cached apart); ``cache_dtype`` is how new vectors are
+    stored; ``engine`` is where encoding runs (``local``, or ``ray`` for a Ray Data actor pool).
     """
     ws = path if isinstance(path, Workspace) else Workspace(path)
     encoder = (
         model
         if model is not None and not isinstance(model, str)
-        else get_encoder(model or DEFAULT_MODEL, device=device)
+        else get_encoder(model or DEFAULT_MODEL, device=device, precision=precision)
     )
     with cache_for(ws, dtype=cache_dtype) as cache:
         corpus = embed_corpus(ws, encoder, cache=cache, progress=progress, engine=engine)

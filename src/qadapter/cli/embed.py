@@ -13,6 +13,7 @@ from qadapter.cli.options import (
     device_option,
     json_option,
     model_option,
+    precision_option,
     progress_option,
     want_progress,
 )
@@ -27,6 +28,7 @@ from qadapter.encoders.engines import ENGINES
 )
 @model_option
 @device_option
+@precision_option
 @click.option(
     "--engine",
     type=click.Choice(list(ENGINES)),
@@ -50,6 +52,7 @@ def embed_command(
     splits: tuple[str, ...],
     model: str,
     device: str,
+    precision: str,
     engine: str,
     cache_dtype: str,
     base_url: str | None,
@@ -65,7 +68,9 @@ def embed_command(
     from qadapter.encoders import get_encoder
 
     start = time.perf_counter()
-    encoder = get_encoder(model, base_url=base_url, api_key_env=api_key_env, device=device)
+    encoder = get_encoder(
+        model, base_url=base_url, api_key_env=api_key_env, device=device, precision=precision
+    )
     corpus, embedded = embed_workspace(
         workspace,
         list(splits) or None,
@@ -78,6 +83,7 @@ def embed_command(
     summary = {
         "model": encoder.name,
         "device": getattr(encoder, "device", None),
+        "precision": getattr(encoder, "precision", None),
         "engine": engine,
         "dim": int(corpus.embeddings.shape[1]),
         "documents": len(corpus.doc_ids),

@@ -6,7 +6,13 @@ import json
 
 import click
 
-from qadapter.cli.options import device_option, json_option, progress_option, want_progress
+from qadapter.cli.options import (
+    device_option,
+    json_option,
+    precision_option,
+    progress_option,
+    want_progress,
+)
 from qadapter.evaluate.retrieval import EVAL_STORES
 
 
@@ -28,6 +34,7 @@ from qadapter.evaluate.retrieval import EVAL_STORES
     help="exact search, or a real persistent collection of that vector store (cosine).",
 )
 @device_option
+@precision_option
 @click.option("-k", "ks", default="1,3,5,10", show_default=True, help="Cutoffs for hit/recall/mrr/ndcg.")
 @click.option(
     "--metrics", default=None, help="Explicit comma-separated metric list, e.g. 'hit@10,mrr@10,ndcg@10,map'."
@@ -50,6 +57,7 @@ def evaluate_command(
     model: str | None,
     store: str,
     device: str,
+    precision: str,
     ks: str,
     metrics: str | None,
     report: bool,
@@ -74,6 +82,7 @@ def evaluate_command(
         metrics=_metric_names(metrics, ks),
         store=store,
         device=device,
+        precision=precision,
         seed=seed,
         progress=want_progress(progress),
     )

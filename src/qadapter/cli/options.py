@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.core.device import DEFAULT_PRECISION, PRECISIONS
 
 model_option = click.option(
     "--model",
@@ -85,4 +86,16 @@ device_option = click.option(
     envvar="QADAPTER_DEVICE",
     callback=_check_device,
     help="Where array work runs: auto (a CUDA or MPS GPU when one is visible, else the CPU), cpu, cuda, cuda:N, mps.",
+)
+
+
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS, case_sensitive=False),
+    default=DEFAULT_PRECISION,
+    show_default=True,
+    envvar="QADAPTER_PRECISION",
+    help="Dtype the local base model computes in. float16/bfloat16 are meant for a GPU (on a CPU without "
+    "half-precision instructions they are several times slower); vectors stay float32 and are cached apart from "
+    "float32 ones. Not for openai: models.",
 )

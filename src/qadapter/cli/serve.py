@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from qadapter.cli.options import base_url_option, device_option
+from qadapter.cli.options import base_url_option, device_option, precision_option
 from qadapter.errors import QadapterError
 
 
@@ -88,6 +88,7 @@ from qadapter.errors import QadapterError
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 @device_option
+@precision_option
 def serve_command(
     adapter: Path,
     host: str,
@@ -107,6 +108,7 @@ def serve_command(
     docs: bool,
     access_log: bool,
     device: str,
+    precision: str,
 ) -> None:
     """Serve ADAPTER as an OpenAI-compatible POST /v1/embeddings (plus GET /health).
 
@@ -137,6 +139,7 @@ def serve_command(
         access_log=access_log,
         idle_timeout_s=idle_timeout,
         device=device,
+        precision=precision,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
         max_inputs=max_inputs,

@@ -18,6 +18,7 @@ from qadapter.cli.options import (
     json_option,
     model_option,
     overwrite_option,
+    precision_option,
     progress_option,
     want_progress,
 )
@@ -110,6 +111,7 @@ MERGED_FLAGS = (
     help="Record validation metric vs training pairs.",
 )
 @device_option
+@precision_option
 @progress_option
 @overwrite_option
 @json_option
@@ -120,6 +122,7 @@ def train_command(
     output: str,
     model: str,
     config_file: str | None,
+    precision: str,
     progress: bool | None,
     overwrite: bool,
     as_json: bool,
@@ -134,6 +137,8 @@ def train_command(
       qadapter train ws --recipe seed --negatives other.pdf -o seed-adapter
     """
     from qadapter.cli.options import load_config_file
+    from qadapter.core.device import DEFAULT_PRECISION
+    from qadapter.encoders import Encoder, get_encoder
     from qadapter.train import train
     from qadapter.train.options import check_keys
 
@@ -145,10 +150,13 @@ def train_command(
             values[name] = flags[name]
     if isinstance(values.get("split"), tuple) and len(values["split"]) == 1:
         values["split"] = values["split"][0]
+    base: str | Encoder = model  # train() builds a float32 encoder on the merged device itself
+    if precision != DEFAULT_PRECISION:
+        base = get_encoder(model, device=values.get("device") or "auto", precision=precision)
     result = train(
         workspace,
         output=output,
-        model=model,
+        model=base,
         overwrite=overwrite,
         progress=want_progress(progress),
         **values,

@@ -1,4 +1,5 @@
-"""Where array work runs: ``--device auto|cpu|cuda|mps`` resolved once, the same way for every stage.
+"""Where array work runs: ``--device auto|cpu|cuda|mps`` resolved once, the same way for every stage; and at which
+floating-point precision a local model encodes (``--precision float32|float16|bfloat16``).
 
 ``auto`` picks CUDA when a GPU is visible, then Apple's MPS, else the CPU. Torch is imported only when a device must
 be probed, so numpy-only callers (applying an adapter) never pay for it.
@@ -12,12 +13,24 @@ from qadapter.errors import QadapterError
 
 #: every accepted ``--device`` value (the CLI's choices and the error messages read this)
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: every accepted ``--precision`` value: the dtype a local model computes in (vectors are always returned as float32)
+PRECISIONS = ("float32", "float16", "bfloat16")
+#: the precision every model runs at unless asked otherwise (its cache identity is the one without a precision)
+DEFAULT_PRECISION = "float32"
 
 
 def is_device_name(value: str) -> bool:
     """Whether ``value`` names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), without probing any."""
     kind, _, index = value.strip().lower().partition(":")
     return kind in DEVICES and (not index or (kind == "cuda" and index.isdigit()))
+
+
+def check_precision(precision: str | None) -> str:
+    """``precision`` normalised (``None`` is the default, float32), or an error naming the valid values."""
+    value = DEFAULT_PRECISION if precision is None else str(precision).strip().lower()
+    if value not in PRECISIONS:
+        raise QadapterError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+    return value
 
 
 def resolve_device(device: str | None = "auto") -> str:

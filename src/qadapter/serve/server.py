@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qadapter.core.device import DEFAULT_PRECISION
 from qadapter.core.extras import require
 from qadapter.errors import ArtifactError
 
@@ -21,11 +22,18 @@ MAX_CONNECTIONS = 1024
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def build_encoder(model: str, *, base_url: str | None, api_key_env: str, device: str = "auto") -> Encoder:
+def build_encoder(
+    model: str,
+    *,
+    base_url: str | None,
+    api_key_env: str,
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
+) -> Encoder:
     """The one place the served base encoder is constructed."""
     from qadapter.encoders import get_encoder
 
-    return get_encoder(model, base_url=base_url, api_key_env=api_key_env, device=device)
+    return get_encoder(model, base_url=base_url, api_key_env=api_key_env, device=device, precision=precision)
 
 
 def load_served_model(
@@ -35,6 +43,7 @@ def load_served_model(
     base_url: str | None = None,
     model_api_key_env: str = "OPENAI_API_KEY",
     device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
 ) -> tuple[Adapter, Encoder]:
     """Load the adapter folder and its base encoder (by default the model recorded in the adapter's config).
 
@@ -54,7 +63,11 @@ def load_served_model(
             "pass that folder with --model PATH"
         )
     encoder = build_encoder(
-        model or recorded or DEFAULT_MODEL, base_url=base_url, api_key_env=model_api_key_env, device=device
+        model or recorded or DEFAULT_MODEL,
+        base_url=base_url,
+        api_key_env=model_api_key_env,
+        device=device,
+        precision=precision,
     )
     check_base_model(adapter_path, recorded, encoder.name)
     adapter = load_adapter(adapter_path, expected_dim=encoder.dim, expected_model=encoder.name)
@@ -75,19 +88,26 @@ def serve(
     log_level: str = "info",
     idle_timeout_s: int = 5,
     device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     **limits: Any,
 ) -> None:
     """Load the adapter and its base model, then serve the embeddings endpoint until interrupted.
 
     ``limits`` are the fields of :class:`qadapter.serve.app.ServeLimits` (``max_batch``, ``request_timeout_s``, ...).
-    ``idle_timeout_s`` closes a keep-alive connection idle that long.
+    ``idle_timeout_s`` closes a keep-alive connection idle that long; ``precision`` is the dtype the base model
+    computes in (vectors are float32 either way).
     """
     require("fastapi", purpose=PURPOSE)
     uvicorn = require("uvicorn", purpose=PURPOSE)
     from qadapter.serve.app import create_app
 
     adapter, encoder = load_served_model(
-        adapter_path, model=model, base_url=base_url, model_api_key_env=model_api_key_env, device=device
+        adapter_path,
+        model=model,
+        base_url=base_url,
+        model_api_key_env=model_api_key_env,
+        device=device,
+        precision=precision,
     )
     if api_key is None and host not in LOCAL_HOSTS:
         logger.warning("serving on %s without an API key: anyone who can reach this port can use it", host)
