@@ -17,15 +17,17 @@ per-query scores of its mapped vector:
 
 A rule = a score and a set of rows: a row qualifies when that score's z clears the max-T bar of
 :func:`qadapter.train.crossfit.family_z` over the set (min z 2) and its MRR@10 gain is positive with no harm
-(z >= -1); the qualifying row with the largest MRR@10 gain ships. The shipped rule splits the bar
+(z >= -1); the qualifying row with the largest MRR@10 gain ships. Split bars
 (:func:`qadapter.train.crossfit.family_bars`): the trained linear rows share 80% or 90% of one test's false-ship
-rate, the MLP and ridge the rest. Per rule: how many draws ship, the mean MRR@10 and
-hit@10 gain on the development test (0 where the identity ships), and how many ``--noise`` draws (the same questions
-with every label replaced by a random chunk) ship anything.
+rate, the MLP and ridge the rest. The shipped rule adds the label check: where the labels agree with the base model
+(:func:`qadapter.train.crossfit.label_agreement`), the trained linear rows' bar is the max-T bar of one test at
+``SelectionRules.agreeing_min_z``. Per rule: how many draws ship, the mean MRR@10 and hit@10 gain on the development
+test (0 where the identity ships), and how many ``--noise`` draws (the same questions with every label replaced by a
+random chunk) ship anything; per row, its development gains on chunks with and without a training question.
 
 Run from the repository root::
 
-    python benchmarks/bench_small_data_judge.py [--draws 10] [--noise 20] [--work .work/small]
+    python benchmarks/bench_small_data_judge.py [--draws 30] [--noise 20] [--work .work/small]
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def cross_fitted(ws: Any, split: str, noise_seed: int | None) -> dict[str, Any]:
     from qadapter.encoders import get_encoder
     from qadapter.train import stage
     from qadapter.train.candidates import _fit_candidates, default_candidates, training_set
-    from qadapter.train.crossfit import make_folds, small_schedule
+    from qadapter.train.crossfit import label_agreement, make_folds, small_schedule
     from qadapter.train.judging import SelectionRules
     from qadapter.train.options import TrainOptions
     from qadapter.train.recipes import recipe_config
@@ -117,9 +119,11 @@ def cross_fitted(ws: Any, split: str, noise_seed: int | None) -> dict[str, Any]:
         fitted = _fit_candidates(candidates, Q_fit, data.D, pairs, None, None, False)
         for name, adapter in rows_of(candidates, fitted).items():
             moved.setdefault(name, np.zeros_like(data.Q))[held] = adapter.transform(data.Q[held])
+    base = per_query_scores(data.Q, data.D, rels)
     return {
         "oof": {name: per_query_scores(Qm, data.D, rels) for name, Qm in moved.items()},
-        "base": per_query_scores(data.Q, data.D, rels),
+        "base": base,
+        "agreement": label_agreement(data.Q, data.D, rels, base["log-rank"], 0),
         "data": data,
         "extras": extras,
         "candidates": candidates,
@@ -153,10 +157,14 @@ def dev_gains(
     Q_all, pairs = training_set(data.Q, range(len(data.rels)), data.rels, extras)
     fitted = _fit_candidates(candidates, Q_all, data.D, pairs, None, None, False)
     base = per_query_scores(test_data.Q, data.D, test_data.rels)
+    trained = {d for r in data.rels for d in r}
+    seen = np.array([bool(set(r) & trained) for r in test_data.rels])
     out = {}
     for name, adapter in rows_of(candidates, fitted).items():
         s = per_query_scores(adapter.transform(test_data.Q), data.D, test_data.rels)
         out[name] = {m: round(float((s[m] - base[m]).mean()), 4) for m in ("mrr@10", "hit@10")}
+        out[name]["mrr@10 seen"] = round(float((s["mrr@10"] - base["mrr@10"])[seen].mean()), 4)
+        out[name]["mrr@10 new"] = round(float((s["mrr@10"] - base["mrr@10"])[~seen].mean()), 4)
     return out
 
 
@@ -191,6 +199,7 @@ def main() -> None:
 
     from qadapter.data.workspace import Workspace
     from qadapter.embedding import embed_workspace
+    from qadapter.train.judging import SelectionRules
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -209,12 +218,15 @@ def main() -> None:
         fit = cross_fitted(ws, split, None)
         gains = dev_gains(ws, test, fit["data"], fit["extras"], fit["candidates"])
         picks = rule_picks(fit)
-        draws.append({"draw": seed, "picks": picks, "dev_gains": gains})
+        draws.append(
+            {"draw": seed, "agreement_z": round(fit["agreement"], 1), "picks": picks, "dev_gains": gains}
+        )
         print("draw", seed, {k: v for k, v in picks.items() if k.startswith("log-rank")}, flush=True)
     for seed in range(args.noise):
         split, _ = draw_split(ws, seed, dev=True)
-        picks = rule_picks(cross_fitted(ws, split, seed))
-        noise.append({"seed": seed, "picks": picks})
+        fit = cross_fitted(ws, split, seed)
+        picks = rule_picks(fit)
+        noise.append({"seed": seed, "agreement_z": round(fit["agreement"], 1), "picks": picks})
         print("noise", seed, [k for k, v in picks.items() if v], flush=True)
     machine["load_average_end"] = machine_note()["load_average_start"]
     result = {
@@ -223,13 +235,17 @@ def main() -> None:
         "draws": draws,
         "noise": noise,
         "summary": summary(draws, noise),
+        "agreement_gate": SelectionRules().agreement_z,
     }
     write_results(args.out, "small_data_judge", result, markdown(result))
 
 
-def decide_split(base: dict[str, np.ndarray], oof: dict[str, Any], share: float) -> str | None:
+def decide_split(
+    base: dict[str, np.ndarray], oof: dict[str, Any], share: float, agreeing: bool = False
+) -> str | None:
     """The shipped rule: log-rank z against two bars (:func:`qadapter.train.crossfit.family_bars`), the trained
-    linear rows sharing ``share`` of the false-ship rate and the MLP and ridge the rest."""
+    linear rows sharing ``share`` of the false-ship rate and the MLP and ridge the rest; with ``agreeing`` labels
+    the trained linear rows' bar is that of one test at ``SelectionRules.agreeing_min_z``."""
     from qadapter.train.crossfit import family_bars, split_name
     from qadapter.train.judging import SelectionRules
 
@@ -238,7 +254,7 @@ def decide_split(base: dict[str, np.ndarray], oof: dict[str, Any], share: float)
     diffs = {r: oof[r]["log-rank"] - base["log-rank"] for r in rows}
     favoured = {"linear-reg1", "linear-reg3"}
     judges = ({"new": np.arange(n)}, {"new": 1.0})
-    bars = family_bars(diffs, favoured, judges, SelectionRules(favoured_share=share))
+    bars = family_bars(diffs, favoured, judges, SelectionRules(favoured_share=share), agreeing)
     return qualifying(base, oof, rows, "log-rank", lambda r: bars[split_name(r)[0] in favoured])
 
 
@@ -253,11 +269,16 @@ def rule_picks(fit: dict[str, Any]) -> dict[str, str | None]:
     picks = {
         f"{s} | {k}": decide(fit["base"], fit["oof"], rows, s) for s in SCORES for k, rows in ROW_SETS.items()
     }
+    rules = SelectionRules()
     for share in SHARES:
-        shipped = " (shipped)" if share == SelectionRules().favoured_share else ""
-        picks[f"log-rank | no shrunk ridge, {share:.0%} to trained linear rows{shipped}"] = decide_split(
+        picks[f"log-rank | no shrunk ridge, {share:.0%} to trained linear rows"] = decide_split(
             fit["base"], fit["oof"], share
         )
+    agreeing = fit["agreement"] >= rules.agreement_z
+    picks[
+        f"log-rank | split bars, trained linear rows at one test z={rules.agreeing_min_z:g} where the labels agree "
+        "with the base model (shipped)"
+    ] = decide_split(fit["base"], fit["oof"], rules.favoured_share, agreeing)
     return picks
 
 
@@ -314,6 +335,27 @@ def markdown(result: dict[str, Any]) -> list[str]:
     for d in result["draws"]:
         cells = " | ".join(f"{d['dev_gains'][n]['mrr@10']:+.4f}" for n in names)
         lines.append(f"| {d['draw']} | {cells} |")
+    lines += [
+        "",
+        "## Where the gains are: chunks with and without a training question (mean over draws)",
+        "",
+        "| row | dev MRR@10 gain, chunks with a training question | without | draws with a gain on the first |",
+        "|---|---:|---:|---:|",
+    ]
+    for n in names:
+        seen = [d["dev_gains"][n]["mrr@10 seen"] for d in result["draws"]]
+        new = [d["dev_gains"][n]["mrr@10 new"] for d in result["draws"]]
+        lines.append(
+            f"| {n} | {np.mean(seen):+.4f} | {np.mean(new):+.4f} | {sum(x > 0 for x in seen)}/{len(seen)} |"
+        )
+    agree = [d["agreement_z"] for d in result["draws"]]
+    noise = [d["agreement_z"] for d in result["noise"]] or [0.0]
+    lines += [
+        "",
+        f"Label agreement z (:func:`qadapter.train.crossfit.label_agreement`): {min(agree):.1f} to {max(agree):.1f} "
+        f"on the draws, {min(noise):.1f} to {max(noise):.1f} on the random-label draws (gate: "
+        f"{result['agreement_gate']:g}).",
+    ]
     return lines
 
 

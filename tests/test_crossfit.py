@@ -25,6 +25,7 @@ from qadapter.train import selection as sel  # noqa: E402
 from qadapter.train.closed_form import ridge_adapter  # noqa: E402
 from qadapter.train.objectives import NEW, SEEN  # noqa: E402
 from qadapter.train.selection import Candidate, SelectionRules, default_candidates  # noqa: E402
+from qadapter.train.validation import log_ranks  # noqa: E402
 
 
 def grouped_rels(seed: int = 0, n_docs: int = 60) -> list[dict[int, int]]:
@@ -107,6 +108,9 @@ def test_cross_fit_ships_the_identity_on_pure_noise_labels(seed: int) -> None:
     assert result.chosen == "identity" and result.adapter.is_identity()
     assert "kept the base model (identity)" in result.reason and "4-fold cross-fitting" in result.reason
     assert result.validation["min_z"] >= 2.0
+    assert (
+        result.validation["label_agreement_z"] < SelectionRules().agreement_z
+    )  # random labels: the strict bars
 
 
 def planted_small(d: int, seed: int, n_docs: int = 400, n_train: int = 100) -> dict:
@@ -220,8 +224,52 @@ def test_the_winner_s_confidence_is_its_log_rank_z_over_the_family_bar() -> None
     assert "z_evidence" not in rows["identity"]
     assert all(np.isfinite(r["z_evidence"]) for n, r in rows.items() if n != "identity")
     winner = rows[result.chosen]
-    assert winner["z_evidence"] >= result.validation["min_z"] >= 2.0 and winner["mean_gain"] > 0
+    assert winner["z_evidence"] >= winner["z_needed"] and winner["mean_gain"] > 0
+    # planted labels agree with the base model, so the favoured rows' bar is the lower one; the others keep theirs
+    assert result.validation["label_agreement_z"] >= SelectionRules().agreement_z
+    assert result.validation["min_z"] >= 1.0 and result.validation["min_z_others"] >= 2.0
     assert "log-rank z=" in result.reason and "log-rank z needed" in result.reason
+    assert "the labels agree with the base model" in result.reason
+
+
+def test_label_agreement_is_large_for_real_labels_and_standard_normal_for_random_ones() -> None:
+    task = planted_small(32, 0)
+    real = crossfit.label_agreement(
+        task["train"], task["docs"], task["rels"], log_ranks(task["train"], task["docs"], task["rels"]), 0
+    )
+    assert real > 10
+    noise = []
+    for seed in range(40):
+        queries, docs, rels = pure_noise(seed)
+        noise.append(crossfit.label_agreement(queries, docs, rels, log_ranks(queries, docs, rels), seed))
+    # N(0, 1) under random labels: none of 40 near the gate of 3, and centred
+    assert max(noise) < SelectionRules().agreement_z and abs(np.mean(noise)) < 0.6, noise
+
+
+def test_agreeing_labels_lower_only_the_favoured_bar_to_one_test_at_agreeing_min_z() -> None:
+    """Null gains as in the test below: with agreeing labels, the favoured rows alone ship on about the max-T rate of
+    one test at 1.0 (16%), and the others' bar does not move."""
+    rng = np.random.default_rng(3)
+    n, names = 120, ["linear-reg1", "linear-reg1@0.5", "linear-reg3", "linear-reg3@0.5", "mlp-512", "ridge"]
+    favoured = {"linear-reg1", "linear-reg3"}
+    judges = ({NEW: np.arange(n)}, {NEW: 1.0})
+    shipped = 0
+    for seed in range(300):
+        common = rng.standard_t(4, size=n)
+        diffs = {name: 0.7 * common + rng.standard_t(4, size=n) for name in names}
+        rules = SelectionRules(seed=seed)
+        strict = crossfit.family_bars(diffs, favoured, judges, rules)
+        lower = crossfit.family_bars(diffs, favoured, judges, rules, agreeing=True)
+        assert 1.0 <= lower[True] < strict[True] and lower[False] == strict[False]
+        z = [
+            crossfit.weighted_z(d, *judges)
+            for name, d in diffs.items()
+            if crossfit.split_name(name)[0] in favoured
+        ]
+        shipped += max(z) >= lower[True]
+    assert 0.08 <= shipped / 300 <= 0.22, shipped
+    off = crossfit.family_bars(diffs, favoured, judges, SelectionRules(agreeing_min_z=None), agreeing=True)
+    assert off == crossfit.family_bars(diffs, favoured, judges, SelectionRules())
 
 
 def test_confidence_parts_are_new_documents_under_balanced_and_weighted_otherwise() -> None:
