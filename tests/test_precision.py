@@ -272,3 +272,56 @@ def test_a_vector_store_collection_is_named_apart_for_reduced_precision(tiny: Pa
     float32 = get_encoder(str(tiny))
     assert store_key(float32) == float32.name  # existing collections keep their name
     assert store_key(get_encoder(str(tiny), precision="float16")) == f"{float32.name}@float16"
+
+
+def test_run_embeds_trains_and_evaluates_at_the_precision_and_device_given(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole job: every vector of corpus, training and test queries comes from the bfloat16 model (none from a
+    float32 one, which would be a second, silent encoding pass)."""
+    from qadapter.cli import main
+
+    ws = Workspace(tmp_path / "ws")
+    docs = [Document(f"d{i}", f"topic {i} {word}") for i, word in enumerate(TINY_TEXTS * 2)]
+    ws.write_corpus(docs)
+    ws.write_queries([Query(f"q{i}", f"about {d.text}") for i, d in enumerate(docs)])
+    ws.write_qrels("train", {f"q{i}": {f"d{i}": 1} for i in range(6)})
+    ws.write_qrels("test", {f"q{i}": {f"d{i}": 1} for i in range(6, len(docs))})
+    main(["run", str(ws.path), "--model", str(tiny), "--device", "cpu", "--precision", "bfloat16", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_queries"] == len(docs) - 6
+    recorded = json.loads((ws.path / "adapter" / "adapter_config.json").read_text())["base_model"]
+    assert recorded["name"] == f"st:{tiny.name}"
+    bf16 = get_encoder(str(tiny), precision="bfloat16").cache_identity()  # type: ignore[attr-defined]
+    f32 = get_encoder(str(tiny)).cache_identity()  # type: ignore[attr-defined]
+    with EmbeddingCache(ws.state_dir / CACHE_DIR) as cache:
+        texts = [d.text for d in docs]
+        questions = [f"about {t}" for t in texts]
+        assert (cache.rows(bf16, "document", texts) >= 0).all()
+        assert (cache.rows(bf16, "query", questions) >= 0).all()
+        assert (cache.rows(f32, "document", texts) < 0).all() and (
+            cache.rows(f32, "query", questions) < 0
+        ).all()
+
+
+def test_run_passes_the_device_to_training(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qadapter.train
+    from qadapter.cli import main
+
+    seen: dict[str, Any] = {}
+
+    def fake_train(workspace: Any, split: str, **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(qadapter.train, "train", fake_train)
+    ws = Workspace(tmp_path / "ws")
+    ws.write_corpus([Document("d1", "river city"), Document("d2", "solar panel cost")])
+    ws.write_queries([Query("q1", "what river"), Query("q2", "solar energy price")])
+    ws.write_qrels("train", {"q1": {"d1": 1}})
+    ws.write_qrels("test", {"q2": {"d2": 1}})
+    with pytest.raises(SystemExit):
+        main(["run", str(ws.path), "--model", str(tiny), "--device", "cpu", "--no-progress"])
+    assert seen["device"] == "cpu" and seen["model"] == str(tiny)  # float32: train() builds the encoder there

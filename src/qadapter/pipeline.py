@@ -14,6 +14,7 @@ from typing import Any
 
 from qadapter.adapters.artifact import CONFIG_FILE
 from qadapter.core.defaults import DEFAULT_MODEL
+from qadapter.core.device import DEFAULT_PRECISION
 from qadapter.data.lock import workspace_lock
 from qadapter.data.workspace import Workspace
 from qadapter.errors import QadapterError
@@ -139,17 +140,20 @@ def run(
     seed: int = 0,
     pseudo_queries: int = 10,
     progress: bool = False,
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
 ) -> RunResult:
     """Run every stage that has no output yet and return the evaluation results.
 
     ``llm_model``/``llm_base_url``: the chat model (and its endpoint) that writes queries when the workspace has
     none (else offline pseudo-queries). ``model``/``base_url``: the embedding model (``base_url`` is its
-    endpoint, for ``openai:NAME``). The workspace is locked against a second writer from the first stage that
-    writes into an existing workspace to the last.
+    endpoint, for ``openai:NAME``). ``device`` is where the base model, training and exact search run and
+    ``precision`` the dtype a local base model computes in (see ``qadapter embed --help``). The workspace is locked
+    against a second writer from the first stage that writes into an existing workspace to the last.
     """
     ws = Workspace(workspace)
     adapter_path = Path(adapter) if adapter else ws.path / "adapter"
-    encoder = _embedding_model(model, base_url)  # a wrong --base-url fails before any work
+    encoder = _embedding_model(model, base_url, device, precision)  # a wrong --base-url fails before any work
     steps = [_prepare_workspace(ws, sources, progress=progress, chunk_size=chunk_size, overlap=overlap)]
     with workspace_lock(ws.path, "run"):
         for step in (
@@ -162,23 +166,28 @@ def run(
                 steps.append(step)
         done, results, report = _train_and_evaluate(
             ws, adapter_path, encoder, (train_split, test_split), recipe=recipe, store=store, seed=seed,
-            pseudo_queries=pseudo_queries, progress=progress,
+            pseudo_queries=pseudo_queries, progress=progress, device=device,
         )  # fmt: skip
     return RunResult(ws.path, adapter_path, results, steps + done, report)
 
 
-def _embedding_model(model: str, base_url: str | None) -> Any:
-    """The embedding model as given, or its encoder at ``base_url`` (``--base-url``: the embeddings endpoint)."""
+def _embedding_model(model: str, base_url: str | None, device: str, precision: str) -> Any:
+    """The embedding model as given (every stage builds it on ``device``), or its encoder: at ``base_url``
+    (``--base-url``: the embeddings endpoint), or computing in a ``precision`` other than float32."""
+    from qadapter.encoders import get_encoder
+
     if base_url is None:
-        return model
+        return (
+            model
+            if precision == DEFAULT_PRECISION
+            else get_encoder(model, device=device, precision=precision)
+        )
     if not model.startswith("openai:"):
         raise QadapterError(
             f"--base-url is the embeddings endpoint, for --model openai:NAME; got --model {model!r}. "
             "For the chat model that writes queries, pass --llm-base-url"
         )
-    from qadapter.encoders import get_encoder
-
-    return get_encoder(model, base_url=base_url)
+    return get_encoder(model, base_url=base_url, precision=precision)
 
 
 def _train_and_evaluate(
@@ -192,6 +201,7 @@ def _train_and_evaluate(
     seed: int,
     pseudo_queries: int,
     progress: bool,
+    device: str,
 ) -> tuple[list[str], dict[str, Any], Path | None]:
     """Embed, train (unless the adapter exists), evaluate and report. Returns (steps done, results, report)."""
     from qadapter.embedding import embed_workspace
@@ -199,15 +209,26 @@ def _train_and_evaluate(
     from qadapter.train import train
 
     train_split, test_split = splits
-    embed_workspace(ws, [train_split, test_split], model=model, progress=progress)
+    embed_workspace(ws, [train_split, test_split], model=model, progress=progress, device=device)
     steps = ["embedded corpus and queries (cached)"]
     if (adapter_path / CONFIG_FILE).is_file():
         steps.append(f"adapter exists: {adapter_path}")
     else:
         result = train(ws, train_split, output=adapter_path, recipe=recipe, model=model, seed=seed,
-                       pseudo_queries=pseudo_queries, progress=progress)  # fmt: skip
+                       pseudo_queries=pseudo_queries, progress=progress, device=device)  # fmt: skip
         steps.append(f"trained {adapter_path}: {result.chosen} ({result.reason})")
-    results = evaluate(ws, test_split, adapter=adapter_path, store=store, seed=seed, progress=progress)
+    # an encoder built here (an endpoint, a precision) also encodes the test queries; a name is the adapter's own
+    encoder = None if isinstance(model, str) else model
+    results = evaluate(
+        ws,
+        test_split,
+        adapter=adapter_path,
+        model=encoder,
+        store=store,
+        seed=seed,
+        progress=progress,
+        device=device,
+    )
     report = record_evaluation(adapter_path, results)
     steps.append(f"evaluated on {results['n_queries']} {test_split} queries; report at {report}")
     return steps, results, report

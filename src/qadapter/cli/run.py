@@ -9,9 +9,11 @@ import click
 
 from qadapter.cli.options import (
     base_url_option,
+    device_option,
     json_option,
     llm_base_url_option,
     model_option,
+    precision_option,
     progress_option,
     want_progress,
 )
@@ -88,6 +90,8 @@ def print_run(result: RunResult, as_json: bool) -> None:
     help="Queries to generate per chunk when the documents have none (with --llm-model or offline).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@device_option
+@precision_option
 @progress_option
 @json_option
 def run_command(
@@ -105,6 +109,8 @@ def run_command(
     base_url: str | None,
     per_chunk: int,
     seed: int,
+    device: str,
+    precision: str,
     progress: bool | None,
     as_json: bool,
 ) -> None:
@@ -134,6 +140,8 @@ def run_command(
         per_chunk=per_chunk,
         seed=seed,
         progress=want_progress(progress),
+        device=device,
+        precision=precision,
     )
     print_run(result, as_json)
     if not as_json and result.report:
