@@ -100,3 +100,26 @@ def test_an_unreachable_endpoint_is_one_clear_error() -> None:
     encoder.timeout = 2.0
     with pytest.raises(QadapterError, match="embeddings endpoint .* failed"):
         encoder.encode(["hello"])
+
+
+def test_run_embeds_trains_and_evaluates_through_the_base_url(endpoint, tmp_path, monkeypatch) -> None:
+    """``qadapter run --model openai:NAME --base-url URL``: the test queries are encoded through the same endpoint as
+    the corpus (evaluate once built a fresh encoder without the endpoint)."""
+    from qadapter.cli import main
+    from qadapter.data import Document, Query, Workspace
+
+    url, backend = endpoint
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    ws = Workspace(tmp_path / "ws")
+    ws.write_corpus([Document(f"d{i}", f"document number {i}") for i in range(8)])
+    ws.write_queries([Query(f"q{i}", f"question {i}") for i in range(8)])
+    ws.write_qrels("train", {f"q{i}": {f"d{i}": 1} for i in range(5)})
+    ws.write_qrels("test", {f"q{i}": {f"d{i}": 1} for i in range(5, 8)})
+    before = backend.encoded
+    main(
+        ["run", str(ws.path), "--model", "openai:hash-encoder", "--base-url", url, "--json", "--no-progress"]
+    )
+    assert (ws.path / "adapter" / "adapter_config.json").is_file()
+    # every document and every query through this endpoint (and one probe of its dimension)
+    assert backend.encoded - before >= 8 + 8
