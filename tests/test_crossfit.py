@@ -180,21 +180,16 @@ def test_small_space_and_no_shrunk_rows_for_other_kinds() -> None:
     result = select(queries, docs, rels, rules=SelectionRules(shrinkage=(0.5,)))
     rows = [r["name"] for r in result.candidates]
     small = [c.name for c in default_candidates() if c.small and c.method != "identity"]
-    assert small == ["linear-reg1", "linear-reg3", "mlp-512", "ridge"]
-    # the default ridge is judged unshrunk (its own shrinkage, empty, overrides the rules'); an MLP is never shrunk
-    assert rows == [
-        "identity",
-        "linear-reg1",
-        "linear-reg1@0.5",
-        "linear-reg3",
-        "linear-reg3@0.5",
-        "mlp-512",
-        "ridge",
-    ]
+    assert small == ["linear-reg1", "linear-reg3", "ridge"]
+    # the default ridge is judged unshrunk (its own shrinkage, empty, overrides the rules')
+    assert rows == ["identity", "linear-reg1", "linear-reg1@0.5", "linear-reg3", "linear-reg3@0.5", "ridge"]
     # given only candidates the small space lacks, they are still tried
     only = [c for c in default_candidates() if c.name in ("identity", "linear")]
     result = select(queries, docs, rels, candidates=only, rules=SelectionRules(shrinkage=(0.5,)))
     assert [r["name"] for r in result.candidates] == ["identity", "linear", "linear@0.5"]
+    # --kind mlp: the MLP is tried on a small set too, and never shrunk
+    result = select(queries, docs, rels, candidates=default_candidates(kind="mlp"), rules=SelectionRules())
+    assert [r["name"] for r in result.candidates] == ["identity", "mlp-512"]
 
 
 def test_shrink_and_split_name() -> None:
@@ -322,3 +317,21 @@ def test_cross_fitted_fits_run_crossfit_epochs_unless_none() -> None:
     own = select(task["train"], task["docs"], task["rels"], rules=SelectionRules(crossfit_epochs=None))
     assert "epochs" not in own.validation
     assert {r["params"]["epochs"] for r in own.candidates if r["params"].get("method") == "sgd"} == {15}
+
+
+def test_leave_one_out_picks_a_small_lam_for_a_rotation_and_a_large_one_for_nothing_to_learn() -> None:
+    """Ridge's lam in cross-fitting: a planted full rotation needs a map far from the identity (a lam at the small
+    end of the grid); queries that are their documents plus noise need none (the large end)."""
+    from qadapter.train.closed_form import LOO_LAMS, loo_lam
+
+    rng = np.random.default_rng(1)
+    docs = normalize(rng.normal(size=(400, 32)))
+    rows = rng.choice(400, 150, replace=False)
+    pairs = [(i, int(x)) for i, x in enumerate(rows)]
+    noisy = docs[rows] + 0.3 * rng.normal(size=(150, 32))
+    u, _, vt = np.linalg.svd(rng.normal(size=(32, 32)))
+    assert loo_lam(noisy @ (u @ vt), docs, pairs) <= 0.1 and 0.1 in LOO_LAMS
+    assert loo_lam(noisy, docs, pairs) >= 3.0
+    assert sel.SelectionRules().crossfit_ridge_lam == "loo"
+    scheduled = crossfit.small_schedule(default_candidates(), SelectionRules())
+    assert next(c for c in scheduled if c.method == "ridge").params["lam"] == "loo"

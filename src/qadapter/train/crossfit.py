@@ -241,16 +241,18 @@ def small_space(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def small_schedule(candidates: Sequence[Candidate], rules: SelectionRules) -> list[Candidate]:
-    """The candidates with ``rules.crossfit_epochs`` epochs (unchanged when that is ``None``): a small training set
-    is fitted five times (four folds and the refit), and fewer epochs move a map less far, as shrinking does."""
-    if rules.crossfit_epochs is None:
-        return list(candidates)
-    return [
-        dataclasses.replace(c, config=c.config.replace(epochs=rules.crossfit_epochs))
-        if c.config is not None
-        else c
-        for c in candidates
-    ]
+    """The candidates as cross-fitting fits them: trained ones for ``rules.crossfit_epochs`` epochs (unchanged when
+    that is ``None``): a small training set is fitted five times (four folds and the refit), and fewer epochs move
+    a map less far, as shrinking does; ridge with ``rules.crossfit_ridge_lam`` (``"loo"``: chosen per fit by
+    leave-one-out, :func:`qadapter.train.closed_form.loo_lam`)."""
+    out = []
+    for c in candidates:
+        if c.config is not None and rules.crossfit_epochs is not None:
+            c = dataclasses.replace(c, config=c.config.replace(epochs=rules.crossfit_epochs))
+        elif c.method == "ridge" and rules.crossfit_ridge_lam is not None:
+            c = dataclasses.replace(c, params={**c.params, "lam": rules.crossfit_ridge_lam})
+        out.append(c)
+    return out
 
 
 def _cross_fit(

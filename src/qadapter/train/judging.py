@@ -93,6 +93,10 @@ class SelectionRules:
     #: with 15, with the same development gains, in about half the time (benchmarks/results/
     #: small_data_dev_select.md against small_data_dev_select_crossfit_epochs_own.md)
     crossfit_epochs: int | None = 8
+    #: ridge's lam in cross-fitting (``None``: the candidate's own). ``"loo"``: each fit chooses it by leave-one-out
+    #: (:func:`qadapter.train.closed_form.loo_lam`), so a clean map (a planted rotation) gets a small lam and a noisy
+    #: one a large: that is what lets the MLP leave the small space (``train/candidates.py``)
+    crossfit_ridge_lam: float | str | None = "loo"
     #: cross-fitting counts the training labels as agreeing with the base model when it ranks each query's own
     #: documents above another query's (the labels shuffled) with at least this z
     #: (:func:`qadapter.train.crossfit.label_agreement`): about 40 on AppleQA-120, N(0, 1) on random labels
