@@ -83,10 +83,10 @@ class SelectionRules:
     shrinkage: tuple[float, ...] = (0.25, 0.5)
     #: cross-fitting's share of the false-ship rate for the favoured candidates' rows (``Candidate.favoured``); the
     #: others share the rest, so the rate over all rows stays that of one test at ``min_z``. The favoured rows (the
-    #: only winners on small AppleQA development sets) need less z; ridge and the MLP win where effects are large
-    #: (planted rotations: log-rank z >= 3.6), which a bar of ~3 still lets through. On 10 AppleQA-120 development
-    #: draws a shrunk map ships on 8 with 0.8 or 0.9 as with one bar at 8 epochs; with 15 epochs it was 8 with 0.9,
-    #: 7 with 0.8 and 6 with one bar (benchmarks/results/small_data_judge.md)
+    #: only winners on small AppleQA development sets) need less z; the others (ridge, and the MLP under ``--kind
+    #: mlp``) win where effects are large (planted rotations: log-rank z >= 3.6), which a bar of ~3 still lets
+    #: through. On 10 AppleQA-120 development draws a shrunk map shipped on 8 with 0.8 or 0.9 as with one bar at 8
+    #: epochs, before the label check (benchmarks/results/small_data_judge.md has both shares)
     favoured_share: float = 0.9
     #: epochs of every cross-fitted fit and of the winner's refit (``None``: the candidates' own, 15 by default):
     #: a small training set is fitted five times. 8: on 5 AppleQA-120 development draws the same 4 draws shipped as
