@@ -291,7 +291,8 @@ def test_run_embeds_trains_and_evaluates_at_the_precision_and_device_given(
     result = json.loads(capsys.readouterr().out)
     assert result["n_queries"] == len(docs) - 6
     recorded = json.loads((ws.path / "adapter" / "adapter_config.json").read_text())["base_model"]
-    assert recorded["name"] == f"st:{tiny.name}"
+    assert recorded["name"] == f"st:{tiny.name}" and recorded["precision"] == "bfloat16"
+    assert "computed in bfloat16" in (ws.path / "adapter" / "README.md").read_text()  # the model card says so
     bf16 = get_encoder(str(tiny), precision="bfloat16").cache_identity()  # type: ignore[attr-defined]
     f32 = get_encoder(str(tiny)).cache_identity()  # type: ignore[attr-defined]
     with EmbeddingCache(ws.state_dir / CACHE_DIR) as cache:

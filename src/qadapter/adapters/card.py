@@ -33,6 +33,12 @@ def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _precision(base: dict[str, Any]) -> str:
+    """ ", computed in bfloat16" when the base model ran in a reduced precision (``--precision``), else nothing."""
+    precision = base.get("precision")
+    return f", computed in {precision}" if isinstance(precision, str) and precision != "float32" else ""
+
+
 def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
     base = _section(config, "base_model")
     training = _section(config, "training")
@@ -42,7 +48,7 @@ def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
         "# qadapter query adapter",
         "",
         f"A query-side **{adapter.kind}** adapter for the embedding model `{base.get('name', 'unknown')}` "
-        f"(dimension {adapter.dim}, {adapter.n_parameters:,} parameters).",
+        f"(dimension {adapter.dim}{_precision(base)}, {adapter.n_parameters:,} parameters).",
         "Apply it to query embeddings only; documents keep their base-model vectors, so the knowledge base is not re-embedded.",
         "",
         "```python",

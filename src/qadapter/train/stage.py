@@ -267,6 +267,16 @@ def score_scale(adapter: Adapter, data: TrainingData, seed: int) -> dict[str, An
     return score_mapping_for(base, adapter.transform(base), data.D)
 
 
+def _base_model_record(encoder: Encoder, dim: int) -> dict[str, Any]:
+    """The base model an adapter was trained on: its name and dimension, and for a local model the precision it
+    computed in (``--precision``; an endpoint's vectors have none to record)."""
+    record: dict[str, Any] = {"name": encoder.name, "dim": dim}
+    precision = getattr(encoder, "precision", None)
+    if isinstance(precision, str):
+        record["precision"] = precision
+    return record
+
+
 def record_config(
     ws: Workspace,
     data: TrainingData,
@@ -282,7 +292,7 @@ def record_config(
     searched = get_recipe(options.recipe).search
     return {
         "name": str(output) if output else "",
-        "base_model": {"name": encoder.name, "dim": int(data.D.shape[1])},
+        "base_model": _base_model_record(encoder, int(data.D.shape[1])),
         "similarity": "cosine",
         "training": {
             "recipe": options.recipe,
