@@ -124,7 +124,7 @@ def cross_fitted(ws: Any, split: str, noise_seed: int | None) -> dict[str, Any]:
     return {
         "oof": {name: per_query_scores(Qm, data.D, rels) for name, Qm in moved.items()},
         "base": base,
-        "agreement": label_agreement(data.Q, data.D, rels, base["log-rank"], 0),
+        "agreement": label_agreement(data.Q, data.D, rels, 0)[1],
         "data": data,
         "extras": extras,
         "candidates": candidates,

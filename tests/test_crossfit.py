@@ -229,14 +229,13 @@ def test_the_winner_s_confidence_is_its_log_rank_z_over_the_family_bar() -> None
 
 def test_label_agreement_is_large_for_real_labels_and_standard_normal_for_random_ones() -> None:
     task = planted_small(32, 0)
-    real = crossfit.label_agreement(
-        task["train"], task["docs"], task["rels"], log_ranks(task["train"], task["docs"], task["rels"]), 0
-    )
+    evidence, real = crossfit.label_agreement(task["train"], task["docs"], task["rels"], 0)
     assert real > 10
+    np.testing.assert_array_equal(evidence, log_ranks(task["train"], task["docs"], task["rels"]))
     noise = []
     for seed in range(40):
         queries, docs, rels = pure_noise(seed)
-        noise.append(crossfit.label_agreement(queries, docs, rels, log_ranks(queries, docs, rels), seed))
+        noise.append(crossfit.label_agreement(queries, docs, rels, seed)[1])
     # N(0, 1) under random labels: none of 40 near the gate of 3, and centred
     assert max(noise) < SelectionRules().agreement_z and abs(np.mean(noise)) < 0.6, noise
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from tiny_st_model import build_tiny_model
 
 from qadapter.core.device import DEFAULT_PRECISION, PRECISIONS, check_precision
 from qadapter.data import Document, Query, Workspace
@@ -17,9 +17,6 @@ from qadapter.embedding import CACHE_DIR
 from qadapter.encoders import EmbeddingCache, embed, get_encoder, model_identity
 from qadapter.encoders.sentence_transformers import SentenceTransformerEncoder
 from qadapter.errors import QadapterError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_st_model import build_tiny_model  # noqa: E402
 
 REDUCED = [p for p in PRECISIONS if p != DEFAULT_PRECISION]
 TINY_TEXTS = ["river city", "solar panel cost", "what does water do", "the price of energy", "how a city is"]
@@ -112,13 +109,14 @@ def test_reduced_precision_vectors_match_float32_within_noise(precision: str) ->
         assert cosines(want, got).min() > 0.99
 
 
-def test_the_precision_travels_with_a_pickled_encoder(tiny: Path) -> None:
-    """Ray actors get the encoder pickled (without its model) and load their own at the same precision."""
+def test_the_precision_travels_with_a_shipped_encoder(tiny: Path) -> None:
+    """Ray actors get the encoder serialised through its ``__getstate__`` (without its model) and load their own at
+    the same precision; a deep copy goes through the same state."""
     encoder = get_encoder(str(tiny), device="cpu", precision="bfloat16")
     encoder.encode(["river"])
-    copy = pickle.loads(pickle.dumps(encoder))
-    assert copy.precision == "bfloat16" and copy._model is None
-    assert copy.cache_identity() == encoder.cache_identity()  # type: ignore[attr-defined]
+    shipped = copy.deepcopy(encoder)
+    assert shipped.precision == "bfloat16" and shipped._model is None
+    assert shipped.cache_identity() == encoder.cache_identity()  # type: ignore[attr-defined]
 
 
 # -- cache identity ---------------------------------------------------------------------------------------------------
