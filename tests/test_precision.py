@@ -324,3 +324,40 @@ def test_run_passes_the_device_to_training(
     with pytest.raises(SystemExit):
         main(["run", str(ws.path), "--model", str(tiny), "--device", "cpu", "--no-progress"])
     assert seen["device"] == "cpu" and seen["model"] == str(tiny)  # float32: train() builds the encoder there
+
+
+def test_import_from_store_caches_the_stored_vectors_under_the_asked_precision(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``import --from-store --precision bfloat16``: the check runs the bfloat16 model on the CPU, and the stored
+    vectors answer later bfloat16 runs (not float32 ones, whose identity differs)."""
+    from qadapter.cli import main
+    from qadapter.stores import get_store
+
+    texts = ["river city", "solar panel cost", "what does water do"]
+    vectors = get_encoder(str(tiny), device="cpu").encode(texts, kind="document")
+    with get_store("chroma", tmp_path / "db", "docs", create=True) as store:
+        store.add(["d1", "d2", "d3"], vectors, texts)
+    args = ["import", str(tmp_path / "db"), "--from-store", "chroma", "--collection", "docs"]
+    main(
+        [
+            *args,
+            "-o",
+            str(tmp_path / "ws"),
+            "--model",
+            str(tiny),
+            "--device",
+            "cpu",
+            "--precision",
+            "bfloat16",
+            "--json",
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["precision"] == "bfloat16" and summary["documents"] == 3
+    with EmbeddingCache(Workspace(tmp_path / "ws").state_dir / CACHE_DIR) as cache:
+        bf16 = get_encoder(str(tiny), precision="bfloat16").cache_identity()  # type: ignore[attr-defined]
+        float32 = get_encoder(str(tiny)).cache_identity()  # type: ignore[attr-defined]
+        rows = cache.rows(bf16, "document", texts)
+        assert (rows >= 0).all() and (cache.rows(float32, "document", texts) < 0).all()
+        np.testing.assert_allclose(cache.read(bf16, "document", rows), vectors, atol=1e-6)  # as chroma stored them

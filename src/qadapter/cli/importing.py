@@ -6,7 +6,7 @@ import json
 
 import click
 
-from qadapter.cli.options import json_option, model_option, overwrite_option
+from qadapter.cli.options import device_option, json_option, model_option, overwrite_option, precision_option
 from qadapter.importers.registry import format_choices
 
 
@@ -42,6 +42,8 @@ from qadapter.importers.registry import format_choices
 )
 @click.option("--collection", default=None, help="Collection (table) to read with --from-store.")
 @model_option
+@device_option
+@precision_option
 @overwrite_option
 @json_option
 def import_command(
@@ -52,6 +54,8 @@ def import_command(
     store: str | None,
     collection: str | None,
     model: str,
+    device: str,
+    precision: str,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -71,7 +75,7 @@ def import_command(
     from qadapter.importers import MANIFEST_FILE, import_data
 
     if store is not None:
-        _import_store(source, output, store, collection, model, overwrite, as_json)
+        _import_store(source, output, store, collection, model, device, precision, overwrite, as_json)
         return
 
     ws = import_data(source, output, format=format_, overwrite=overwrite, corpus=corpus)
@@ -98,9 +102,21 @@ def import_command(
 
 
 def _import_store(
-    source: str, output: str, store: str, collection: str | None, model: str, overwrite: bool, as_json: bool
+    source: str,
+    output: str,
+    store: str,
+    collection: str | None,
+    model: str,
+    device: str,
+    precision: str,
+    overwrite: bool,
+    as_json: bool,
 ) -> None:
-    """Corpus and stored vectors from an existing vector database: the stored vectors seed the embedding cache."""
+    """Corpus and stored vectors from an existing vector database: the stored vectors seed the embedding cache.
+
+    The model re-embeds only a small sample to check the stored vectors, on ``device``; they are cached under the
+    identity of ``precision``, so that later ``embed``/``train``/``evaluate`` runs with the same ``--precision``
+    find them (a run at another precision embeds the documents itself)."""
     from qadapter.encoders import get_encoder
     from qadapter.errors import QadapterError
     from qadapter.stores import get_store
@@ -108,14 +124,20 @@ def _import_store(
 
     if not collection:
         raise QadapterError("--from-store needs --collection NAME (the collection or table to read)")
-    encoder = get_encoder(model)
+    encoder = get_encoder(model, device=device, precision=precision)
     with get_store(store, source, collection) as db:
         ws = import_from_store(db, output, encoder, overwrite=overwrite)
     n_docs = sum(1 for _ in ws.corpus())
     if as_json:
         click.echo(
             json.dumps(
-                {"workspace": str(ws.path), "format": store, "documents": n_docs, "model": encoder.name}
+                {
+                    "workspace": str(ws.path),
+                    "format": store,
+                    "documents": n_docs,
+                    "model": encoder.name,
+                    "precision": getattr(encoder, "precision", None),
+                }
             )
         )
         return
