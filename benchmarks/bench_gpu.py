@@ -2,7 +2,8 @@
 
 Stages: ``encode`` (a random-weight model of the all-MiniLM-L6-v2 architecture, 6 layers, 384 hidden, on synthetic
 token ids: encoding speed only, no download), ``single_fit`` and ``train_default`` (planted workspace of
-``--docs`` documents, see bench_scale.py; training and validation on ``--device``), ``evaluate`` (exact blockwise
+``--docs`` documents, see bench_scale.py; training and validation on ``--device``; ``single_fit_bfloat16`` is the
+single fit with ``compute_dtype="bfloat16"``, autocast), ``evaluate`` (exact blockwise
 search of the test queries on the device). ``--small`` shrinks everything so that the script can be checked on a CPU.
 
 Run from the repository root::
@@ -63,14 +64,16 @@ def stage_encode(device: str, n_texts: int, seq_len: int) -> dict[str, Any]:
     }
 
 
-def stage_train(data: dict[str, Any], device: str, default: bool) -> dict[str, Any]:
+def stage_train(
+    data: dict[str, Any], device: str, default: bool, compute_dtype: str = "float32"
+) -> dict[str, Any]:
     from qadapter.core.vectors import search
     from qadapter.train.config import TrainConfig
     from qadapter.train.selection import default_candidates, select
     from qadapter.train.trainer import fit
 
     n = len(data["Q"])
-    config = TrainConfig(device=device)
+    config = TrainConfig(device=device, compute_dtype=compute_dtype)
     start = time.perf_counter()
     if default:
         result = select(
@@ -115,6 +118,7 @@ def main() -> None:
     for name, run in (
         ("evaluate", lambda: stage_evaluate(data, device)),
         ("single_fit", lambda: stage_train(data, device, default=False)),
+        ("single_fit_bfloat16", lambda: stage_train(data, device, default=False, compute_dtype="bfloat16")),
         ("train_default", lambda: stage_train(data, device, default=True)),
     ):
         stages[name] = run()

@@ -360,4 +360,39 @@ def test_import_from_store_caches_the_stored_vectors_under_the_asked_precision(
         float32 = get_encoder(str(tiny)).cache_identity()  # type: ignore[attr-defined]
         rows = cache.rows(bf16, "document", texts)
         assert (rows >= 0).all() and (cache.rows(float32, "document", texts) < 0).all()
-        np.testing.assert_allclose(cache.read(bf16, "document", rows), vectors, atol=1e-6)  # as chroma stored them
+        np.testing.assert_allclose(
+            cache.read(bf16, "document", rows), vectors, atol=1e-6
+        )  # as chroma stored them
+
+
+def test_train_compute_dtype_comes_from_the_flag_or_the_config_file_and_is_recorded(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --compute-dtype`` (training's autocast dtype) is a TrainConfig field like any other: the flag wins over
+    a ``--config`` file, a bad value is refused with the valid ones, and the adapter records the dtype it trained in."""
+    from qadapter.adapters import load_adapter
+    from qadapter.cli import main
+
+    ws = Workspace(tmp_path / "ws")
+    texts = ["river city", "solar panel cost", "what does water do", "the price of energy", "how a city is"]
+    ws.write_corpus(Document(f"d{i}", t) for i, t in enumerate(texts))
+    ws.write_queries(Query(f"q{i}", f"about {t}") for i, t in enumerate(texts))
+    ws.write_qrels("train", {f"q{i}": {f"d{i}": 1} for i in range(len(texts))})
+    (tmp_path / "train.toml").write_text('[train]\ncompute_dtype = "float16"\nepochs = 2\n', encoding="utf-8")
+    common = [
+        *("train", str(ws.path), "--model", str(tiny), "--device", "cpu", "--recipe", "contrastive"),
+        *("--pseudo-queries", "0", "--no-learning-curve", "--config", str(tmp_path / "train.toml")),
+    ]
+    main([*common, "-o", str(tmp_path / "from-file")])
+    main([*common, "-o", str(tmp_path / "from-flag"), "--compute-dtype", "bfloat16"])
+    capsys.readouterr()
+    trained = {
+        name: load_adapter(tmp_path / name).config["training"]["config"]["compute_dtype"]
+        for name in ("from-file", "from-flag")
+    }
+    assert trained == {"from-file": "float16", "from-flag": "bfloat16"}
+    assert "- compute dtype: bfloat16" in (tmp_path / "from-flag" / "README.md").read_text(encoding="utf-8")
+    with pytest.raises(SystemExit) as bad:
+        main([*common, "-o", str(tmp_path / "bad"), "--compute-dtype", "fp8"])
+    err = capsys.readouterr().err
+    assert bad.value.code == 2 and "--compute-dtype" in err and all(p in err for p in PRECISIONS)

@@ -69,6 +69,10 @@ def model_card(adapter: Adapter, config: dict[str, Any]) -> str:
         for key in ("recipe", "loss", "epochs", "selected", "reason"):
             if key in training:
                 parts.append(f"- {key}: {training[key]}")
+        fitted = training.get("config")
+        dtype = fitted.get("compute_dtype") if isinstance(fitted, dict) else None
+        if isinstance(dtype, str) and dtype != "float32":  # --compute-dtype: autocast in training
+            parts.append(f"- compute dtype: {dtype} (autocast; weights float32)")
         parts.append("")
     if data:
         parts += ["## Data", ""] + [f"- {k}: {v}" for k, v in data.items()] + [""]

@@ -22,6 +22,7 @@ from qadapter.cli.options import (
     progress_option,
     want_progress,
 )
+from qadapter.core.device import PRECISIONS
 from qadapter.train.objectives import OBJECTIVES
 from qadapter.train.recipes import RECIPES
 
@@ -40,6 +41,7 @@ MERGED_FLAGS = (
     "learning_curve",
     "real_weight",
     "device",
+    "compute_dtype",
 )
 
 
@@ -112,6 +114,13 @@ MERGED_FLAGS = (
 )
 @device_option
 @precision_option
+@click.option(
+    "--compute-dtype",
+    type=click.Choice(PRECISIONS, case_sensitive=False),
+    default=None,
+    help="Dtype training's forward pass and loss compute in (autocast; default float32). bfloat16/float16 are meant "
+    "for a GPU; the adapter's weights stay float32.",
+)
 @progress_option
 @overwrite_option
 @json_option

@@ -79,11 +79,14 @@ class TrainConfig:
     #: search used for hard-negative mining and validation: auto (FAISS above 200k documents when installed), exact,
     #: faiss
     ann: str = "auto"
+    #: the dtype training's forward pass and loss compute in (autocast): float32, bfloat16 or float16 (with loss
+    #: scaling); parameters, optimiser state and validation stay float32. Reduced dtypes are meant for a GPU
+    compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         from qadapter.adapters.kinds import TRAINABLE_KINDS
         from qadapter.core.ann import ANN_MODES
-        from qadapter.core.device import is_device_name
+        from qadapter.core.device import PRECISIONS, is_device_name
         from qadapter.train.losses import LOSSES  # the loss registry (needs torch, as training does)
 
         check_types(self, "training config")
@@ -121,6 +124,10 @@ class TrainConfig:
                 f"max_training_pairs must be >= 0, got {self.max_training_pairs}",
             ),
             (self.ann in ANN_MODES, f"ann must be one of {', '.join(ANN_MODES)}, got {self.ann!r}"),
+            (
+                self.compute_dtype in PRECISIONS,
+                f"compute_dtype must be one of {', '.join(PRECISIONS)}, got {self.compute_dtype!r} (--compute-dtype)",
+            ),
         ]
         for ok, message in checks:
             if not ok:

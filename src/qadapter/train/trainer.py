@@ -231,6 +231,18 @@ def _unit_rows(D: np.ndarray, rows: np.ndarray, block: int = 65_536) -> np.ndarr
     return out
 
 
+def _device_type(device: str) -> str:
+    """``cuda:1`` -> ``cuda``: the device type autocast and the gradient scaler take."""
+    return device.split(":", 1)[0]
+
+
+def _autocast(device: str, compute_dtype: str) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass and loss in ``compute_dtype`` (:data:`TrainConfig.compute_dtype`); float32 = no autocast."""
+    if compute_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(_device_type(device), dtype=getattr(torch, compute_dtype))
+
+
 def _to(array: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
 
@@ -245,6 +257,10 @@ class _Member:
         self.optimizer = torch.optim.AdamW(
             self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none
+        self.scaler = torch.amp.GradScaler(
+            _device_type(device), init_scale=1024.0, enabled=config.compute_dtype == "float16"
+        )
         self.scheduler = _schedule(self.optimizer, config.warmup_steps, steps)
         self.tracker = _Tracker(self.module, monitor_only, config.patience)
         self.history = History(val_metric=config.val_metric)
@@ -254,10 +270,12 @@ class _Member:
         if self.config.identity_reg > 0:
             loss = loss + self.config.identity_reg * identity_penalty(adapted, original)
         self.optimizer.zero_grad()
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.grad_clip, foreach=True)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         return float(loss.detach())
 
@@ -381,8 +399,10 @@ class _Trainer:
         prepared = spec.prepare(self.inputs, batch)
         out = []
         for m in members:
-            adapted = m.module(original)
-            out.append(m.step(spec.finish(self.inputs, prepared, adapted), original, adapted))
+            with _autocast(self.device, config.compute_dtype):
+                adapted = m.module(original)
+                loss = spec.finish(self.inputs, prepared, adapted)
+            out.append(m.step(loss, original, adapted))
         return out
 
 
