@@ -4,11 +4,15 @@ Stages: ``encode`` (a random-weight model of the all-MiniLM-L6-v2 architecture, 
 token ids: encoding speed only, no download), ``single_fit`` and ``train_default`` (planted workspace of
 ``--docs`` documents, see bench_scale.py; training and validation on ``--device``; ``single_fit_bfloat16`` is the
 single fit with ``compute_dtype="bfloat16"``, autocast), ``evaluate`` (exact blockwise
-search of the test queries on the device). ``--small`` shrinks everything so that the script can be checked on a CPU.
+search of the test queries on the device). With ``--appleqa DIR`` (a workspace made by benchmarks/prepared.py, whose
+cache holds the real model's vectors) also ``appleqa_default``: the train stage's default search on AppleQA on the
+device, and ``appleqa_default_cpu``, the same on the CPU. ``--small`` shrinks everything so that the script can be
+checked on a CPU.
 
 Run from the repository root::
 
     python benchmarks/bench_gpu.py --device cuda            # on the GPU machine: 1M documents
+    bash benchmarks/gpu_session.sh                          # the GPU machine's one call (see that file)
     python benchmarks/bench_gpu.py --device cpu --small     # the check that it runs
 
 Writes ``benchmarks/results/gpu.json`` and ``gpu.md`` (``--out`` elsewhere for the CPU check).
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -98,11 +103,33 @@ def stage_evaluate(data: dict[str, Any], device: str) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - start, 2), "base": hits(idx, data["test_docs"])}
 
 
+def stage_appleqa(prepared_ws: Path, device: str) -> dict[str, Any]:
+    """The train stage's default search on AppleQA (``qadapter.train.train``, default recipe) on ``device``, reading
+    the real model's vectors from a workspace made by benchmarks/prepared.py (nothing is encoded)."""
+    from prepared import load
+
+    from qadapter.train import train
+
+    ws, encoder = load(prepared_ws)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = train(ws, output=Path(tmp) / "adapter", model=encoder, device=device)
+        _sync(device)
+        seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "chosen": result.chosen, "device": device}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--small", action="store_true", help="tiny sizes, for checking the script on a CPU")
     parser.add_argument("--docs", type=int, default=None)
+    parser.add_argument(
+        "--appleqa",
+        type=Path,
+        default=None,
+        help="a workspace made by benchmarks/prepared.py: also time the default search on AppleQA (and on the CPU)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     from qadapter.core.device import resolve_device
@@ -114,6 +141,11 @@ def main() -> None:
     machine = machine_note()
     stages: dict[str, Any] = {"encode": stage_encode(device, n_texts, seq_len)}
     print("encode", stages["encode"], flush=True)
+    if args.appleqa is not None:
+        runs = {"appleqa_default": device, **({"appleqa_default_cpu": "cpu"} if device != "cpu" else {})}
+        for name, where in runs.items():
+            stages[name] = stage_appleqa(args.appleqa, where)
+            print(name, stages[name], flush=True)
     data = planted(n_docs, n_test)
     for name, run in (
         ("evaluate", lambda: stage_evaluate(data, device)),

@@ -11,6 +11,7 @@ yardstick for "equal within noise".
 Run from the repository root (``--device cuda`` on a GPU, where bfloat16/float16 are meant to pay off)::
 
     python benchmarks/bench_train_precision.py [--device cpu] [--seeds 0 1 2] [--data ../shared/data]
+    python benchmarks/bench_train_precision.py --device cuda --prepared .gpu/appleqa   # without the model
 
 Writes ``benchmarks/results/train_precision.json`` and ``train_precision.md`` (``--name`` to keep a GPU run apart).
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 import bench_quality as common
 import numpy as np
+import prepared
 
 METRICS = ["hit@10", "mrr@10"]
 
@@ -47,8 +49,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from qadapter.train.validation import per_query
 
     device = resolve_device(args.device)
-    ws = common.copy_workspace(args.data, "appleqa", work)
-    corpus, splits = embed_workspace(ws, ["train", "test"], device=device)
+    if args.prepared is not None:  # a machine without the model: the vectors it made, from the prepared cache
+        ws, model = prepared.load(args.prepared)
+    else:
+        ws, model = common.copy_workspace(args.data, "appleqa", work), None
+    corpus, splits = embed_workspace(ws, ["train", "test"], model=model, device=device)
     index = corpus.index()
     train, test = splits["train"], splits["test"]
     pairs = np.asarray(train.pairs(index), dtype=np.int64)
@@ -156,6 +161,12 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=common.DEFAULT_DATA)
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--prepared",
+        type=Path,
+        default=None,
+        help="read AppleQA and its vectors from a workspace made by benchmarks/prepared.py (no model needed)",
+    )
     parser.add_argument("--dtypes", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=common.RESULTS)

@@ -137,3 +137,30 @@ def test_sampled_contrastive_step_is_the_softmax_over_shared_columns_and_own_har
         logits = np.array([Q[q] @ unit[c] for c in candidates]) / 0.1
         expected.append(np.log(np.exp(logits).sum()) - logits[candidates.index(pos)])
     assert float(loss) == pytest.approx(float(np.mean(expected)), rel=1e-5)
+
+
+def test_hard_negatives_mined_in_torch_on_a_device_match_the_numpy_search(monkeypatch) -> None:
+    """``device`` (the training device) runs the exact mining search in torch there: same plan as numpy's. On this
+    CPU-only machine the torch path runs on ``cpu``; the trainer passes ``cuda`` on a GPU."""
+    from qadapter.core import vectors
+
+    calls: list[str | None] = []
+    torch_search = vectors._search_torch
+
+    def spy(*args, **kwargs):
+        calls.append(args[-1])
+        return torch_search(*args, **kwargs)
+
+    monkeypatch.setattr(vectors, "_search_torch", spy)
+    rng = np.random.default_rng(7)
+    D = rng.normal(size=(300, 16)).astype(np.float32)
+    Q = D[:120] + 0.3 * rng.normal(size=(120, 16)).astype(np.float32)
+    pairs = [(i, i) for i in range(120)]
+    numpy_plan = plan_negatives(Q, D, pairs, max_full=10, n_hard=8)
+    assert calls == []
+    torch_plan = plan_negatives(
+        Q.copy(), D, pairs, max_full=10, n_hard=8, device="cpu"
+    )  # a copy: not the memo
+    assert calls == ["cpu"]
+    assert numpy_plan.hard is not None and torch_plan.hard is not None
+    np.testing.assert_array_equal(torch_plan.hard, numpy_plan.hard)

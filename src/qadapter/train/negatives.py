@@ -68,11 +68,13 @@ def plan_negatives(
     false_negative_threshold: float = 0.98,
     ann: str = "auto",
     columns: np.ndarray | None = None,
+    device: str | None = None,
 ) -> NegativePlan:
     """The negative plan of a training set; the same inputs (same array objects, equal pairs) give the memoised plan.
 
     ``columns`` (sorted corpus rows) are the documents negatives come from when ``pairs`` are a sample of a larger
-    training set (default: the documents of ``pairs``); it must include every positive of ``pairs``."""
+    training set (default: the documents of ``pairs``); it must include every positive of ``pairs``. ``device`` runs
+    an exact hard-negative search in torch there (the training device; an approximate index runs where it lives)."""
     pairs_arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     hasher = hashlib.blake2b(pairs_arr.tobytes(), digest_size=16)
     if columns is not None:
@@ -90,7 +92,7 @@ def plan_negatives(
         if held_key == key and held_q is query_embeddings and held_d is doc_embeddings:
             return plan
     settings = (max_full, n_hard, false_negative_threshold, ann)
-    plan = _plan(query_embeddings, doc_embeddings, pairs_arr, settings, columns)
+    plan = _plan(query_embeddings, doc_embeddings, pairs_arr, settings, columns, device)
     _MEMO.insert(0, (key, query_embeddings, doc_embeddings, plan))
     del _MEMO[MEMO_SIZE:]
     return plan
@@ -102,6 +104,7 @@ def _plan(
     pairs_arr: np.ndarray,
     settings: tuple[int, int, float, str],
     columns: np.ndarray | None,
+    device: str | None = None,
 ) -> NegativePlan:
     max_full, n_hard, threshold, ann = settings
     if columns is None:
@@ -121,7 +124,7 @@ def _plan(
         # near-duplicates are checked where they can be drawn: among each query's hard negatives (here) and the
         # batch's shared columns (in the loss), instead of a pass over all pairs of training documents
         dup_src, dup_dst = no_dups, no_dups
-        hard = _hard_negatives(Q, D, columns, (pairs_arr[:, 0], pos_cols), n_hard, (ann, threshold))
+        hard = _hard_negatives(Q, D, columns, (pairs_arr[:, 0], pos_cols), n_hard, (ann, threshold, device))
     ptr, flat = _excluded(pairs_arr[:, 0], pos_cols, dup_src, dup_dst, len(columns))
     return NegativePlan(columns, pairs_arr[:, 0], pos_cols, ptr, flat, hard, full, threshold)
 
@@ -185,20 +188,20 @@ def _hard_negatives(
     columns: np.ndarray,
     pairs: tuple[np.ndarray, np.ndarray],
     n_hard: int,
-    search: tuple[str, float],
+    search: tuple[str, float, str | None],
 ) -> np.ndarray:
     """Per query row (rows without pairs get zeros, never read): its ``n_hard`` best-ranked training documents that
     are neither its positives nor near-duplicates of them (random columns when too few are left). Only the queries
     of the pairs are searched, over the whole corpus (one index shared with validation and evaluation; documents
     without training queries are skipped)."""
     pair_q, pos_cols = pairs
-    ann, threshold = search
+    ann, threshold, device = search
     n_queries = int(pair_q.max()) + 1
     mined = np.unique(pair_q)
     at = np.searchsorted(mined, pair_q)
     share = len(columns) / max(len(D), 1)
     k = min(int(np.ceil((n_hard + 8) / share)), len(D))
-    rows, _ = nearest(Q[mined], D, k=k, ann=ann, above=MINE_ANN_ABOVE, nprobe=MINE_NPROBE)
+    rows, _ = nearest(Q[mined], D, k=k, ann=ann, above=MINE_ANN_ABOVE, nprobe=MINE_NPROBE, device=device)
     col_of = np.full(len(D) + 1, -1, dtype=np.int64)  # row -1 (an index's padding) maps to -1 as well
     col_of[columns] = np.arange(len(columns))
     idx = col_of[rows]

@@ -324,6 +324,7 @@ class _Trainer:
                 false_negative_threshold=config.false_negative_threshold,
                 ann=config.ann,
                 columns=columns,
+                device=None if self.device == "cpu" else self.device,
             )
             pair_q, pair_c = plan.pair_query, plan.pair_pos_col
             if not plan.full:  # sampled mode reads only normalised rows: one normalised copy, nothing else
