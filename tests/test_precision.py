@@ -338,21 +338,9 @@ def test_import_from_store_caches_the_stored_vectors_under_the_asked_precision(
     vectors = get_encoder(str(tiny), device="cpu").encode(texts, kind="document")
     with get_store("chroma", tmp_path / "db", "docs", create=True) as store:
         store.add(["d1", "d2", "d3"], vectors, texts)
-    args = ["import", str(tmp_path / "db"), "--from-store", "chroma", "--collection", "docs"]
-    main(
-        [
-            *args,
-            "-o",
-            str(tmp_path / "ws"),
-            "--model",
-            str(tiny),
-            "--device",
-            "cpu",
-            "--precision",
-            "bfloat16",
-            "--json",
-        ]
-    )
+    source = ("import", str(tmp_path / "db"), "--from-store", "chroma", "--collection", "docs")
+    options = ("--model", str(tiny), "--device", "cpu", "--precision", "bfloat16", "--json")
+    main([*source, "-o", str(tmp_path / "ws"), *options])
     summary = json.loads(capsys.readouterr().out)
     assert summary["precision"] == "bfloat16" and summary["documents"] == 3
     with EmbeddingCache(Workspace(tmp_path / "ws").state_dir / CACHE_DIR) as cache:
