@@ -573,3 +573,39 @@ def test_validation_metric_must_be_a_cutoff_metric() -> None:
         TrainConfig(val_metric="map")
     with pytest.raises(QadapterError, match="unknown metric 'bleu@10'"):
         TrainConfig(val_metric="bleu@10")
+
+
+def test_the_selection_judges_where_its_candidates_train(
+    task: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held-out judgement searches on the training device when it is not the CPU (``search_device``), numpy
+    otherwise. No GPU here: the device is reported as ``cuda:7`` and the spy runs the search on the CPU."""
+    from qadapter.core import device as device_module
+    from qadapter.train import selection
+    from qadapter.train.candidates import search_device
+
+    linear = Candidate("linear", config=PLANTED_CONFIG.replace(epochs=2, device="cpu"))
+    assert search_device([Candidate("identity", "identity"), linear]) is None
+    monkeypatch.setattr(device_module, "resolve_device", lambda device="auto": "cuda:7")
+    assert search_device([Candidate("identity", "identity"), linear]) == "cuda:7"
+    assert search_device([Candidate("ridge", "ridge")]) is None  # nothing trains on a device: numpy
+    monkeypatch.undo()
+
+    seen: list[str | None] = []
+    per_query = selection.per_query
+
+    def spy(*args: object, device: str | None = None, **kwargs: object) -> dict[str, np.ndarray]:
+        seen.append(device)
+        return per_query(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(selection, "per_query", spy)
+    monkeypatch.setattr(selection, "search_device", lambda candidates: "cuda:7")
+    rows = task.train
+    select(
+        task.queries[rows],
+        task.docs,
+        task.rels(rows),
+        candidates=[linear],
+        rules=SelectionRules(crossfit_below=0),
+    )
+    assert seen and set(seen) == {"cuda:7"}  # the base model's scores and every candidate's

@@ -43,3 +43,22 @@ def test_missing_faiss_names_the_ann_extra(monkeypatch: pytest.MonkeyPatch) -> N
     assert not ann.use_ann(ann.ANN_ABOVE + 1)  # auto falls back to exact search, with a warning
     with pytest.raises(Exception, match="valid modes"):
         ann.use_ann(10, "hnsw")
+
+
+def test_a_gpu_that_holds_the_documents_keeps_search_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CUDA device exact search is cheap while the documents fit (twice over) in its free memory; there ``auto``
+    stays exact at any size, and FAISS serves only what does not fit. The CPU keeps its thresholds. (The device's
+    free memory is faked here: this machine has no GPU.)"""
+    import torch
+
+    free = {"bytes": 10 * 2**30}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 * 2**30))
+    n = ann.ANN_ABOVE + 1
+    nbytes = n * 384 * 4  # ~0.3 GiB of float32 vectors
+    assert ann.exact_fits("cuda", nbytes) and ann.exact_fits("cuda:1", nbytes)
+    assert not ann.use_ann(n, device="cuda", nbytes=nbytes)
+    assert ann.use_ann(n, device="cpu", nbytes=nbytes) and ann.use_ann(n, device=None, nbytes=nbytes)
+    assert ann.use_ann(n, "faiss", device="cuda", nbytes=nbytes)  # asked for by name: always
+    free["bytes"] = nbytes  # fits once, not twice over
+    assert not ann.exact_fits("cuda", nbytes) and ann.use_ann(n, device="cuda", nbytes=nbytes)
+    assert not ann.exact_fits("mps", 1) and not ann.exact_fits(None, 1)

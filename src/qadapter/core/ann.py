@@ -2,7 +2,8 @@
 
 Exact blockwise search (:func:`qadapter.core.vectors.search`) costs ``queries x documents x dim`` multiply-adds: at
 10^6 documents mining hard negatives for 10^6 training queries is hours on a few cores. Above :data:`ANN_ABOVE`
-documents, and only when FAISS is installed, :func:`nearest` uses an inverted-file index (``IndexIVFScalarQuantizer``,
+documents, and only when FAISS is installed and the search does not run on a GPU that holds the documents,
+:func:`nearest` uses an inverted-file index (``IndexIVFScalarQuantizer``,
 inner product on normalised vectors; the returned scores are exact cosines) built once per document array and reused (mining, every
 validation epoch and every candidate of a search share it). Below that, or with ``ann="exact"``, search is exact.
 :func:`recall_at_k` measures an index against exact search on a sample of queries.
@@ -106,15 +107,31 @@ def index_for(docs: np.ndarray) -> AnnIndex:
     return index
 
 
-def use_ann(n_docs: int, ann: str = "auto", *, above: int = ANN_ABOVE) -> bool:
+def exact_fits(device: str | None, nbytes: int) -> bool:
+    """Whether exact search over ``nbytes`` of document vectors stays cheap on ``device``: a CUDA GPU whose free
+    memory holds them twice over (exact top-10 of 100k queries over 1M documents took 1.0 s on an H200, issue 12).
+    A CPU (``None`` or ``cpu``) or another device never does, above the thresholds of :func:`use_ann`."""
+    if device is None or not device.startswith("cuda"):
+        return False
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return 2 * nbytes <= free
+
+
+def use_ann(
+    n_docs: int, ann: str = "auto", *, above: int = ANN_ABOVE, device: str | None = None, nbytes: int = 0
+) -> bool:
     """Whether a search over ``n_docs`` documents uses the approximate index: ``auto`` above ``above`` documents
-    (:data:`ANN_ABOVE`, or :data:`MINE_ANN_ABOVE` for mining and the validation curve) when FAISS is installed."""
+    (:data:`ANN_ABOVE`, or :data:`MINE_ANN_ABOVE` for mining and the validation curve) when FAISS is installed,
+    unless the search runs on a GPU that holds the ``nbytes`` of documents (:func:`exact_fits`): there it stays
+    exact."""
     if ann not in ANN_MODES:
         raise QadapterError(f"unknown ann mode '{ann}'; valid modes: {', '.join(ANN_MODES)}")
     if ann == "faiss":
         _faiss()
         return True
-    if ann == "exact" or n_docs <= above:
+    if ann == "exact" or n_docs <= above or exact_fits(device, nbytes):
         return False
     try:
         _faiss()
@@ -140,7 +157,7 @@ def nearest(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (rows, cosine scores): exact, or approximate above ``above`` documents (see :func:`use_ann`), probing
     ``nprobe`` lists (default :data:`NPROBE`)."""
-    if use_ann(len(docs), ann, above=above):
+    if use_ann(len(docs), ann, above=above, device=device, nbytes=docs.nbytes):
         return index_for(docs).search(queries, k, nprobe=nprobe)
     return search(queries, docs, k=k, device=device)
 

@@ -48,6 +48,16 @@ class Candidate:
         return {"method": self.method, **self.params}
 
 
+def search_device(candidates: Sequence[Candidate]) -> str | None:
+    """Where a search's judging searches run: the device its trained candidates train on when that is not the CPU
+    (``None`` on the CPU, where numpy's blockwise search is the fastest)."""
+    from qadapter.core.device import resolve_device
+
+    config = next((c.config for c in candidates if c.config is not None), None)
+    device = resolve_device(config.device) if config is not None else "cpu"
+    return None if device == "cpu" else device
+
+
 def default_candidates(base: TrainConfig | None = None, kind: str | None = None) -> list[Candidate]:
     """The default search space: small, and each member earns its place on some data (see benchmarks/).
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from qadapter.train.candidates import search_device
 from qadapter.train.crossfit import shrink
 from qadapter.train.objectives import part_weights
 from qadapter.train.selection import (
@@ -51,12 +52,15 @@ def learning_curve(
         return []
     val = {k: RowQueries(Q[rows], [rels[q] for q in rows]) for k, rows in parts.items()}
     weights = part_weights(rules.objective, rules.coverage, list(val))
+    device = search_device([chosen])
 
     def score_of(transform: Callable[[np.ndarray], np.ndarray]) -> float:
         return float(
             sum(
                 weights.get(k, 0.0)
-                * per_query(transform(v.embeddings), D, v.rels, [rules.metric])[rules.metric].mean()
+                * per_query(transform(v.embeddings), D, v.rels, [rules.metric], device=device)[
+                    rules.metric
+                ].mean()
                 for k, v in val.items()
             )
         )

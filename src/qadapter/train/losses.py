@@ -172,7 +172,7 @@ def contrastive_prepare(inputs: BatchInputs, batch: np.ndarray) -> ContrastiveBa
     mask = _false_negative_mask(plan, batch, cols)
     with torch.no_grad():  # near-duplicates of each positive among the shared columns
         near = inputs.unit_docs.index_select(0, inputs.tensor(pos_cols)) @ docs.T >= plan.threshold
-    near[torch.arange(len(batch)), inputs.tensor(target)] = False
+    near[torch.arange(len(batch), device=near.device), inputs.tensor(target)] = False
     mask |= near.cpu().numpy()
     assert plan.hard is not None
     hard = plan.hard[plan.pair_query[batch]]

@@ -50,6 +50,7 @@ from qadapter.train.candidates import (
     _fit_candidates,
     _pairs,
     default_candidates,
+    search_device,
     training_set,
 )
 from qadapter.train.config import History
@@ -163,6 +164,8 @@ class _Judges:
     parts: dict[str, RowQueries]
     base: dict[str, np.ndarray]
     weights: dict[str, float]
+    #: where the judging searches run (None: numpy on the CPU; else the training device, see search_device)
+    device: str | None = None
 
 
 def select(
@@ -194,7 +197,7 @@ def select(
         return SelectionResult(
             Adapter.identity(dim), "identity", reason, [], None, sizes, time.perf_counter() - start
         )
-    judges = _judges(query_embeddings, doc_embeddings, rels, parts_rows, rules)
+    judges = _judges(query_embeddings, doc_embeddings, rels, parts_rows, rules, search_device(candidates))
     Q_fit, fit_pairs = training_set(query_embeddings, fit_rows, rels, augmentation)
     # Every candidate trains its whole schedule and is judged once, at its end, on the validation parts. Picking
     # epochs on validation data as well (the first design) needed half of it to early-stop, which left noisier
@@ -236,19 +239,22 @@ def _judges(
     rels: Sequence[dict[int, int]],
     parts_rows: dict[str, list[int]],
     rules: SelectionRules,
+    device: str | None = None,
 ) -> _Judges:
     parts = {name: RowQueries(Q[rows], [rels[q] for q in rows]) for name, rows in parts_rows.items()}
     base = {
-        name: per_query(part.embeddings, D, part.rels, [rules.metric])[rules.metric]
+        name: per_query(part.embeddings, D, part.rels, [rules.metric], device=device)[rules.metric]
         for name, part in parts.items()
     }
-    return _Judges(parts, base, part_weights(rules.objective, rules.coverage, list(parts)))
+    return _Judges(parts, base, part_weights(rules.objective, rules.coverage, list(parts)), device)
 
 
 def _judge(cand: Candidate, adapter: Adapter, D: np.ndarray, judges: _Judges, metric: str) -> dict[str, Any]:
     """One row of the selection table for ``adapter`` scored on the validation parts."""
     scores = {
-        name: per_query(adapter.transform(part.embeddings), D, part.rels, [metric])[metric]
+        name: per_query(adapter.transform(part.embeddings), D, part.rels, [metric], device=judges.device)[
+            metric
+        ]
         for name, part in judges.parts.items()
     }
     return table_row(cand.name, cand.describe(), scores, judges.base, judges.weights)

@@ -462,7 +462,7 @@ class _Validator:
 
         self.metric, self.weights, self.device = config.val_metric, weights, device
         self.depth = metric_depth([self.metric])
-        large = use_ann(len(D), config.ann, above=MINE_ANN_ABOVE)
+        large = use_ann(len(D), config.ann, above=MINE_ANN_ABOVE, device=device, nbytes=D.nbytes)
         limit = min(config.max_val_queries, MONITOR_QUERIES_LARGE) if large else config.max_val_queries
         self.parts = {name: _sample(part, limit, config.seed) for name, part in val.items()}
         self.queries = {name: _to(q, device) for name, (q, _) in self.parts.items()}
