@@ -139,6 +139,10 @@ def main() -> None:
     n_test = 100 if args.small else 10_000
     n_texts, seq_len = (64, 32) if args.small else (4_515, 64)
     machine = machine_note()
+    if device.startswith("cuda"):
+        import torch
+
+        machine["gpu"] = torch.cuda.get_device_name(torch.device(device))
     stages: dict[str, Any] = {"encode": stage_encode(device, n_texts, seq_len)}
     print("encode", stages["encode"], flush=True)
     if args.appleqa is not None:
@@ -169,7 +173,7 @@ def main() -> None:
         "",
         machine_line(machine),
         "",
-        f"Device {device}; planted workspace of {n_docs:,} documents (one training query each), {n_test:,} test "
+        f"Device {device} ({machine.get('gpu', 'no GPU')}); planted workspace of {n_docs:,} documents (one training query each), {n_test:,} test "
         "queries; encode = random-weight MiniLM-architecture model on synthetic token ids.",
         "",
         "| stage | seconds | notes |",

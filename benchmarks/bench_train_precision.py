@@ -105,6 +105,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     return {
         "device": device,
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None,
         "documents": len(D),
         "pairs": len(pairs),
         "test_queries": len(T),
@@ -125,7 +126,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"AppleQA query split: {result['pairs']} training pairs (qrels/train.tsv) over {result['documents']} chunks, "
         f"scored on the {result['test_queries']} questions of qrels/test.tsv; float32 vectors of the bundled "
         f"all-MiniLM-L6-v2; qadapter's single contrastive fit (shipped TrainConfig, 15 epochs) on "
-        f"`{result['device']}`, once per dtype and seed, the dtypes taking turns. Base model (no adapter): "
+        f"`{result['device']}`{' (' + result['gpu'] + ')' if result.get('gpu') else ''}, once per dtype and seed, the dtypes taking turns. Base model (no adapter): "
         + ", ".join(f"{m} {v:.4f}" for m, v in result["base"].items())
         + ". p: two-sided paired randomization test against the float32 fit of the same seed.",
         "",
