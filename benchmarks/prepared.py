@@ -51,6 +51,7 @@ class CachedOnly:
 def prepare(data: Path, out: Path, model: str | None = None) -> Path:
     """AppleQA (``data/appleqa``) in ``out`` with every vector the default train stage reads cached (``model``:
     the bundled model by default, on the CPU)."""
+    from qadapter.core.defaults import DEFAULT_MODEL
     from qadapter.embedding import embed_workspace
     from qadapter.encoders import get_encoder
     from qadapter.encoders.encode import model_identity
@@ -61,9 +62,11 @@ def prepare(data: Path, out: Path, model: str | None = None) -> Path:
         shutil.rmtree(out)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # a writable copy, then in place
         copy_workspace(data, "appleqa", Path(tmp)).rename(out)
-    encoder = get_encoder(model, device="cpu") if model else get_encoder(device="cpu")
-    embed_workspace(out, ["train", "test"], model=encoder)
-    with tempfile.TemporaryDirectory() as tmp:  # caches the offline pseudo-queries the default recipe adds
+    encoder = get_encoder(model or DEFAULT_MODEL, device="cpu")
+    embed_workspace(out, ["test"], model=encoder)  # the test questions; train embeds the rest
+    with (
+        tempfile.TemporaryDirectory() as tmp
+    ):  # the training questions and the offline pseudo-queries it adds
         train(out, output=Path(tmp) / "adapter", model=encoder, device="cpu")
     record = {"name": encoder.name, "dim": encoder.dim, "identity": model_identity(encoder)}
     (out / MODEL_FILE).write_text(json.dumps(record), encoding="utf-8")

@@ -15,26 +15,22 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _beir(folder: Path, n_docs: int = 24) -> None:
-    """A BEIR folder of ``n_docs`` chunks, two training questions and one test question per chunk (tiny vocabulary)."""
+    """A workspace (a BEIR folder) of ``n_docs`` chunks, two training questions and one test question per chunk
+    (tiny vocabulary)."""
     import random
 
+    from qadapter.data import Document, Query, Workspace
+
     rng = random.Random(3)
-    folder.mkdir(parents=True)
-    (folder / "qrels").mkdir()
 
     def words(n: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(n))
 
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as out:
-        for d in range(n_docs):
-            out.write(json.dumps({"_id": f"c{d}", "title": "", "text": words(12)}) + "\n")
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as out:
-        for d in range(n_docs):
-            for j in range(3):
-                out.write(json.dumps({"_id": f"q{d}_{j}", "text": words(5)}) + "\n")
+    ws = Workspace(folder)
+    ws.write_corpus(Document(f"c{d}", words(12)) for d in range(n_docs))
+    ws.write_queries(Query(f"q{d}_{j}", words(5)) for d in range(n_docs) for j in range(3))
     for split, ids in (("train", (0, 1)), ("test", (2,))):
-        lines = ["query-id\tcorpus-id\tscore"] + [f"q{d}_{j}\tc{d}\t1" for d in range(n_docs) for j in ids]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ws.write_qrels(split, {f"q{d}_{j}": {f"c{d}": 1} for d in range(n_docs) for j in ids})
 
 
 @pytest.fixture(scope="module")

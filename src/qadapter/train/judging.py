@@ -99,7 +99,7 @@ class SelectionRules:
     crossfit_ridge_lam: float | str | None = "loo"
     #: cross-fitting counts the training labels as agreeing with the base model when it ranks each query's own
     #: documents above another query's (the labels shuffled) with at least this z
-    #: (:func:`qadapter.train.crossfit.label_agreement`): about 40 on AppleQA-120, N(0, 1) on random labels
+    #: (:func:`qadapter.train.crossfit.label_agreement`): 14-20 on AppleQA-120 draws, N(0, 1) on random labels
     agreement_z: float = 3.0
     #: with agreeing labels, the one-test confidence of the favoured rows (``None``: ``min_z`` shared as above).
     #: Cross-fitting judges every query on documents its fit never saw, so it never sees what a map gains on the
